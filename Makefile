@@ -1,0 +1,33 @@
+# The two commands a new user needs: `make run` and `make test`.
+# Each creates .venv if absent and installs the project into it.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_ROWS ?= 200000
+DEMO_DATA ?= data/demo_customers
+OUTPUT ?= output
+
+.PHONY: run test venv clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Reinstall only when the project's dependency list changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./spark-submit.sh jobs/generate.py --rows $(DEMO_ROWS) --output $(DEMO_DATA) --overwrite
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./spark-submit.sh jobs/segment.py --input $(DEMO_DATA) --output $(OUTPUT)
+	@echo "plots: $(OUTPUT)/report/"
+
+test: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) $(OUTPUT) data spark-warehouse .pytest_cache

@@ -1,0 +1,108 @@
+"""The segment job: read customers, sweep K, label, profile and publish segments.
+
+    ./spark-submit.sh jobs/segment.py [--config conf/local.yaml] [--input PATH] ...
+
+Exit codes: 0 done; 2 bad input or config (one ``error:`` line on stderr, nothing
+written to OUTPUT); 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from segmentation.config import load_config, parse_override
+from segmentation.errors import InputError
+
+log = logging.getLogger("segment")
+
+DEFAULT_CONFIG = "conf/local.yaml"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every bad input
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = _Parser(prog="segment.py", description="Customer segmentation with spark.ml KMeans.")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="YAML config (default %(default)s)")
+    parser.add_argument("--input", help="input path, or table name with --input-format table")
+    parser.add_argument("--input-format", choices=["parquet", "csv", "json", "table"])
+    parser.add_argument("--id-col", help="the customer id column")
+    parser.add_argument("--features", help='comma-separated feature columns, e.g. "age,spending"')
+    parser.add_argument("--output", help="where the outputs are published")
+    parser.add_argument("--k-min", type=int)
+    parser.add_argument("--k-max", type=int)
+    parser.add_argument("--k", type=int, help="use this K instead of choosing it from the elbow")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--no-report", action="store_true", help="skip the plots")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, e.g. --set elbow.parallelism=8 (repeatable)")
+    return parser.parse_args(argv)
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    flags = {
+        "input.path": args.input,
+        "input.format": args.input_format,
+        "input.id_col": args.id_col,
+        "input.features": args.features,
+        "output.path": args.output,
+        "k.min": args.k_min,
+        "k.max": args.k_max,
+        "k.fixed": args.k,
+        "seed": args.seed,
+        "report.enabled": False if args.no_report else None,
+    }
+    result = dict(parse_override(item) for item in args.set)
+    result.update({key: value for key, value in flags.items() if value is not None})
+    return result
+
+
+def config_path(path: str) -> str:
+    """The default config also resolves from outside the project directory."""
+    if path == DEFAULT_CONFIG and not os.path.exists(path):
+        beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", path)
+        if os.path.exists(beside):
+            return beside
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        config = load_config(config_path(args.config), overrides(args))
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from segmentation.job import run_segmentation  # Spark is imported only once config is good
+    from segmentation.session import build_session
+
+    spark = build_session(config)
+    try:
+        manifest = run_segmentation(spark, config)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception:  # noqa: BLE001 - anything else is a failure of ours or the cluster's
+        log.exception("the segment job failed")
+        return 1
+    finally:
+        spark.stop()
+    print(f"published {manifest['chosen_k']} segments of {manifest['labelled_rows']} customers "
+          f"to {config.output.path}")
+    if config.report.enabled:
+        print(f"plots: {config.output.path}/report/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

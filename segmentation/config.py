@@ -1,0 +1,275 @@
+"""The job's configuration: one typed, validated object loaded from YAML.
+
+Every setting has its default here and only here; ``conf/local.yaml`` and
+``conf/cluster.yaml`` restate the ones that matter for each place, and the
+command line overrides single keys (``--set elbow.parallelism=4``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import yaml
+
+from segmentation.errors import InputError
+
+INPUT_FORMATS = ("parquet", "csv", "json", "table")
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    header: bool = True
+    delimiter: str = ","
+    quote: str = '"'
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    path: Optional[str] = None
+    format: str = "parquet"
+    id_col: str = "customer_id"
+    features: tuple[str, ...] = ("age", "annual_income", "spending", "purchase_frequency")
+    csv: CsvOptions = field(default_factory=CsvOptions)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: str = "output"
+    # Upper bound on rows in one Parquet file of the labels (spark.sql.files.maxRecordsPerFile).
+    max_rows_per_file: int = 5_000_000
+
+
+@dataclass(frozen=True)
+class KConfig:
+    min: int = 2
+    max: int = 10
+    # A fixed K skips automatic selection (the sweep still runs, for the elbow table).
+    fixed: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class ElbowConfig:
+    # How many KMeans fits run side by side (threads submitting Spark jobs).
+    parallelism: int = 4
+    # Fits per K with different seeds; the one with the lowest WSSSE is kept.
+    seeds_per_k: int = 2
+    max_iter: int = 40
+    tol: float = 1e-4
+    # The sweep runs on a uniform sample of at most this many rows (null: all rows).
+    sample_rows: Optional[int] = 1_000_000
+    # The silhouette of each K is computed on at most this many rows of the sweep data.
+    silhouette_rows: int = 100_000
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    enabled: bool = True
+    # Customers per segment drawn into the scatter plot.
+    scatter_rows_per_segment: int = 400
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    app_name: str = "customer-segmentation"
+    # Passed to SparkSession.builder.config; spark-submit --conf wins over these.
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    input: InputConfig = field(default_factory=InputConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    k: KConfig = field(default_factory=KConfig)
+    elbow: ElbowConfig = field(default_factory=ElbowConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    seed: int = 42
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(dataclasses.asdict(self))
+
+
+def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> JobConfig:
+    """Reads YAML at ``path`` (None: all defaults), applies dotted-key overrides, validates."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        resolved = resolve_config_path(path)
+        try:
+            with open(resolved, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"config {path} is not valid YAML: {_one_line(exc)}") from None
+        if not isinstance(data, dict):
+            raise InputError(f"config {path} must be a mapping of keys, not {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    config = _build(JobConfig, data, "")
+    validate(config)
+    return config
+
+
+def resolve_config_path(path: str) -> str:
+    """The config file as given, or, on a cluster, the copy ``--files`` put in the working directory."""
+    if os.path.exists(path):
+        return path
+    shipped = os.path.basename(path)
+    if os.path.exists(shipped):
+        return shipped
+    try:  # in cluster deploy mode the file is only reachable through SparkFiles
+        from pyspark import SparkFiles
+
+        candidate = SparkFiles.get(shipped)
+        if os.path.exists(candidate):
+            return candidate
+    except Exception:  # noqa: BLE001 - no SparkContext yet: nothing more to try
+        pass
+    raise InputError(f"config file not found: {path}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``elbow.parallelism=4`` -> ("elbow.parallelism", 4); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise InputError(f"--set expects KEY=VALUE, got {text!r}")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def validate(config: JobConfig) -> None:
+    """Cross-field rules that the types alone do not express."""
+    k = config.k
+    if k.min < 2:
+        raise InputError(f"k.min must be at least 2, got {k.min}")
+    if k.min > k.max:
+        raise InputError(f"k.min ({k.min}) must not exceed k.max ({k.max})")
+    if k.fixed is not None and not (k.min <= k.fixed <= k.max):
+        raise InputError(f"k.fixed ({k.fixed}) must lie within k.min..k.max ({k.min}..{k.max})")
+    if config.input.format not in INPUT_FORMATS:
+        raise InputError(
+            f"input.format must be one of {', '.join(INPUT_FORMATS)}, got {config.input.format!r}"
+        )
+    if not config.input.features:
+        raise InputError("input.features must name at least one column")
+    duplicated = sorted({f for f in config.input.features if config.input.features.count(f) > 1})
+    if duplicated:
+        raise InputError(f"input.features names a column more than once: {', '.join(duplicated)}")
+    for name in (config.input.id_col, *config.input.features):
+        if "`" in name or "." in name:
+            raise InputError(f"column name {name!r} contains '.' or '`', which Spark ML cannot address")
+    if config.input.id_col in config.input.features:
+        raise InputError(f"input.id_col {config.input.id_col!r} is also listed as a feature")
+    positive = {
+        "elbow.parallelism": config.elbow.parallelism,
+        "elbow.seeds_per_k": config.elbow.seeds_per_k,
+        "elbow.max_iter": config.elbow.max_iter,
+        "elbow.silhouette_rows": config.elbow.silhouette_rows,
+        "output.max_rows_per_file": config.output.max_rows_per_file,
+        "report.scatter_rows_per_segment": config.report.scatter_rows_per_segment,
+    }
+    if config.elbow.sample_rows is not None:
+        positive["elbow.sample_rows"] = config.elbow.sample_rows
+    for key, value in positive.items():
+        if value < 1:
+            raise InputError(f"{key} must be at least 1, got {value}")
+    if config.elbow.tol <= 0:
+        raise InputError(f"elbow.tol must be positive, got {config.elbow.tol}")
+
+
+# --- building typed objects from plain data -------------------------------------------------
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(f"config key {prefix.rstrip('.') or '<root>'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else f"; known keys: {', '.join(known)}"
+            raise InputError(f"unknown config key {prefix}{key}{hint}")
+    values = {}
+    for name in known:
+        if name in data:
+            values[name] = _coerce(hints[name], data[name], f"{prefix}{name}")
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value if value is not None else {}, f"{key}.")
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"config key {key} must be a list, got {value!r}")
+        return tuple(_coerce(args[0], item, key) for item in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"config key {key} must be a mapping, got {value!r}")
+        return {str(k): _spark_value(v) for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"config key {key} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"config key {key} must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"config key {key} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise InputError(f"config key {key} must be text, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in this module
+
+
+def _spark_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    # Spark property names contain dots: everything after spark.properties. is one key.
+    if parts[:2] == ["spark", "properties"] and len(parts) > 2:
+        parts = parts[:2] + [".".join(parts[2:])]
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise InputError(f"config key {dotted}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

@@ -1,0 +1,190 @@
+"""Stage 4, sweep K: the distributed elbow computation.
+
+Every (K, seed) KMeans fit is submitted from a thread pool, so the cluster runs
+several fits side by side while each one's driver-side steps (k-means||
+initialisation, convergence checks) would otherwise leave executors idle.
+The WSSSE comes from each model's training summary: no extra pass over the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Optional
+
+from pyspark.ml.clustering import KMeans, KMeansModel
+from pyspark.ml.evaluation import ClusteringEvaluator
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from segmentation.config import ElbowConfig
+from segmentation.features import SCALED_VECTOR
+
+log = logging.getLogger(__name__)
+
+PREDICTION = "prediction"
+
+
+@dataclass
+class ElbowPoint:
+    """One K of the elbow: the best of its seeds."""
+
+    k: int
+    wssse: float
+    rows: int
+    silhouette: Optional[float]
+    sizes: list[int]
+    iterations: int
+    seconds: float  # wall seconds of all this K's fits and its silhouette
+    seed: int
+    model: KMeansModel
+
+    def to_row(self, chosen_k: int) -> dict:
+        return {
+            "k": self.k,
+            "wssse": self.wssse,
+            "rows": self.rows,
+            "silhouette": self.silhouette,
+            "sizes": self.sizes,
+            "iterations": self.iterations,
+            "seconds": round(self.seconds, 3),
+            "chosen": self.k == chosen_k,
+        }
+
+
+def sweep_data(
+    scaled: DataFrame,
+    clean_rows: int,
+    id_col: str,
+    features: tuple[str, ...],
+    cfg: ElbowConfig,
+    seed: int,
+    partitions: int,
+) -> tuple[DataFrame, int]:
+    """The rows the sweep fits on: all, or a uniform sample of about ``cfg.sample_rows``.
+
+    The sample is drawn by a hash of the customer id and the rows are placed and
+    ordered by id, so the same customers give the same fits however the input is
+    split into files. Only the features and their scaled vector are kept, over
+    ``partitions`` partitions (one per core), cached once for every fit.
+    Returns (data, rows).
+    """
+    customer = F.col(f"`{id_col}`")
+    data = scaled
+    if cfg.sample_rows is not None and clean_rows > cfg.sample_rows:
+        buckets = 1 << 30
+        keep = int(buckets * cfg.sample_rows / clean_rows)
+        data = data.where(F.pmod(F.xxhash64(customer, F.lit(seed)), F.lit(buckets)) < keep)
+    data = (
+        data.repartition(partitions, customer)
+        .sortWithinPartitions(customer)
+        .select(*[F.col(f"`{f}`") for f in features], SCALED_VECTOR)
+        .cache()
+    )
+    return data, data.count()
+
+
+def kmeans(k: int, seed: int, cfg: ElbowConfig) -> KMeans:
+    return KMeans(
+        k=k,
+        seed=seed,
+        maxIter=cfg.max_iter,
+        tol=cfg.tol,
+        featuresCol=SCALED_VECTOR,
+        predictionCol=PREDICTION,
+        initMode="k-means||",
+    )
+
+
+def fit_seeds(sweep_data: DataFrame, k: int, cfg: ElbowConfig, seed: int, rows: int) -> ElbowPoint:
+    """Fits K with ``cfg.seeds_per_k`` seeds and keeps the lowest WSSSE."""
+    started = time.monotonic()
+    best: Optional[KMeansModel] = None
+    best_seed = seed
+    for run in range(cfg.seeds_per_k):
+        run_seed = seed + 1009 * run + k
+        model = kmeans(k, run_seed, cfg).fit(sweep_data)
+        if best is None or model.summary.trainingCost < best.summary.trainingCost:
+            best, best_seed = model, run_seed
+    assert best is not None
+    summary = best.summary
+    return ElbowPoint(
+        k=k,
+        wssse=float(summary.trainingCost),
+        rows=rows,
+        silhouette=None,
+        sizes=[int(s) for s in summary.clusterSizes],
+        iterations=int(summary.numIter),
+        seconds=time.monotonic() - started,
+        seed=best_seed,
+        model=best,
+    )
+
+
+def silhouette(model: KMeansModel, silhouette_data: DataFrame) -> Optional[float]:
+    """Squared-Euclidean silhouette of ``model`` on ``silhouette_data``; None if it has one cluster."""
+    predicted = model.transform(silhouette_data)
+    if predicted.select(PREDICTION).distinct().limit(2).count() < 2:
+        return None
+    evaluator = ClusteringEvaluator(
+        featuresCol=SCALED_VECTOR, predictionCol=PREDICTION, metricName="silhouette"
+    )
+    return float(evaluator.evaluate(predicted))
+
+
+def sweep(
+    spark: SparkSession,
+    sweep_data: DataFrame,
+    silhouette_data: DataFrame,
+    ks: list[int],
+    cfg: ElbowConfig,
+    seed: int,
+    rows: int,
+) -> list[ElbowPoint]:
+    """Fits every K in ``ks`` concurrently on the (cached) ``sweep_data``; returns points by K."""
+    pools = _pool_namer(spark)
+
+    def one_k(k: int) -> ElbowPoint:
+        pools(f"elbow-k{k}")
+        point = fit_seeds(sweep_data, k, cfg, seed, rows)
+        started = time.monotonic()
+        point.silhouette = silhouette(point.model, silhouette_data)
+        point.seconds += time.monotonic() - started
+        log.info(
+            "elbow k=%d wssse=%.6g silhouette=%s iterations=%d seconds=%.1f",
+            k,
+            point.wssse,
+            "n/a" if point.silhouette is None else f"{point.silhouette:.4f}",
+            point.iterations,
+            point.seconds,
+        )
+        return point
+
+    # Largest K first: those fits take longest, so the pool drains evenly.
+    order = sorted(ks, reverse=True)
+    with ThreadPoolExecutor(max_workers=min(cfg.parallelism, len(ks)), thread_name_prefix="elbow") as pool:
+        points = list(pool.map(one_k, order))
+    return sorted(points, key=lambda p: p.k)
+
+
+def _pool_namer(spark: SparkSession):
+    """Puts each thread's jobs in its own FAIR scheduler pool (classic Spark only)."""
+    try:
+        context = spark.sparkContext
+    except Exception:  # noqa: BLE001 - Spark Connect sessions have no SparkContext
+        context = None
+    lock = threading.Lock()
+
+    def name_pool(pool: str) -> None:
+        if context is None:
+            return
+        try:
+            with lock:
+                context.setLocalProperty("spark.scheduler.pool", pool)
+        except Exception:  # noqa: BLE001 - Spark Connect has no local properties
+            pass
+
+    return name_pool

@@ -1,0 +1,209 @@
+"""The whole segmentation job, top-down in the order the data flows:
+
+read, clean, build features, sweep K, select K, fit, label, profile, publish, report.
+
+Each step is one call into its own module; this function only wires them and
+keeps the run's facts for the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import pyspark
+from pyspark.sql import SparkSession
+
+from segmentation import report as report_step
+from segmentation.clean import count_by_reason, keep_valid, with_drop_reason
+from segmentation.config import JobConfig
+from segmentation.elbow import sweep, sweep_data
+from segmentation.errors import InputError
+from segmentation.features import fit_features
+from segmentation.k_selection import select_k
+from segmentation.label import label_customers, segment_model, segments_by_size
+from segmentation.naming import name_segments
+from segmentation.profile import profile_segments
+from segmentation.publish import Publisher
+from segmentation.read import read_customers, select_features
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
+    """Runs the job and publishes its outputs to ``config.output.path``; returns the manifest."""
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    started_at = _now()
+    timings: dict[str, float] = {}
+    stage = _stage_timer(timings)
+    id_col, features = config.input.id_col, config.input.features
+    publisher = Publisher.for_output(spark, config.output.path, run_id)
+
+    with stage("read"):
+        customers = select_features(read_customers(spark, config.input), id_col, features)
+
+    with stage("clean"):
+        reasoned = customers.transform(with_drop_reason(id_col, features))
+        input_rows, dropped = count_by_reason(reasoned)
+        clean = keep_valid(reasoned)
+        clean_rows = input_rows - sum(dropped.values())
+        log.info("read %d rows, dropped %d %s", input_rows, input_rows - clean_rows, dropped or "")
+        if clean_rows == 0:
+            raise InputError(
+                f"no rows left in {config.input.path} after dropping rows with missing values {dropped}"
+            )
+
+    with stage("features"):
+        feature_model, scaling = fit_features(clean, features)
+
+    with stage("sample"):
+        scaled = feature_model.transform(clean)
+        fit_data, fit_rows = sweep_data(
+            scaled, clean_rows, id_col, features, config.elbow, config.seed, _cores(spark)
+        )
+        _check_enough_distinct(fit_data, features, config.k.max)
+        silhouette_data = fit_data
+        if fit_rows > config.elbow.silhouette_rows:
+            silhouette_data = fit_data.sample(config.elbow.silhouette_rows / fit_rows, seed=config.seed)
+
+    with stage("sweep"):
+        ks = list(range(config.k.min, config.k.max + 1))
+        elbow = sweep(spark, fit_data, silhouette_data, ks, config.elbow, config.seed, fit_rows)
+
+    with stage("select_k"):
+        selection = select_k(
+            ks, [p.wssse for p in elbow], [p.silhouette for p in elbow], fixed=config.k.fixed
+        )
+        log.info("chose k=%d by %s", selection.chosen_k, selection.method)
+
+    with stage("fit"):
+        # The sweep already fitted the chosen K on the same rows: its best seed is the model.
+        chosen = next(p for p in elbow if p.k == selection.chosen_k)
+        segments = segments_by_size(chosen.model, scaling, lambda z: name_segments(features, z))
+        model = segment_model(feature_model, chosen.model, segments, scaling)
+
+    publisher.begin()
+    try:
+        with stage("label"):
+            labels = clean.transform(label_customers(model, id_col, features))
+            (
+                labels.write.option("maxRecordsPerFile", config.output.max_rows_per_file)
+                .partitionBy("segment")
+                .parquet(publisher.path("labels"))
+            )
+
+        with stage("profile"):
+            published = spark.read.parquet(publisher.path("labels"))
+            profiles = profile_segments(spark, published, features, segments, clean_rows)
+            profiles.coalesce(1).write.parquet(publisher.path("profiles"))
+            labelled_rows = int(
+                spark.read.parquet(publisher.path("profiles")).agg({"customers": "sum"}).first()[0]
+            )
+            if labelled_rows != clean_rows:  # an integrity check, not an input problem
+                raise RuntimeError(f"labelled {labelled_rows} rows but {clean_rows} were clean")
+
+        with stage("publish"):
+            elbow_rows = [p.to_row(selection.chosen_k) for p in elbow]
+            spark.createDataFrame(elbow_rows, schema=ELBOW_SCHEMA).coalesce(1).write.parquet(
+                publisher.path("elbow")
+            )
+            model.write().save(publisher.path("model"))
+            fit_data.unpersist()
+
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "started_at": started_at,
+            "finished_at": None,
+            "spark_version": spark.version,
+            "pyspark_version": pyspark.__version__,
+            "master": _master(spark),
+            "config": config.to_dict(),
+            "input": {"path": config.input.path, "format": config.input.format},
+            "id_col": id_col,
+            "features": list(features),
+            "scaling": scaling.to_dict(),
+            "input_rows": input_rows,
+            "labelled_rows": labelled_rows,
+            "dropped_rows": dropped,
+            "fit_rows": fit_rows,
+            "chosen_k": selection.chosen_k,
+            "k_selection": selection.to_dict(),
+            "elbow": elbow_rows,
+            "segments": [
+                {"segment": s.number, "segment_name": s.name, "fitted_rows": s.fitted_rows}
+                for s in segments
+            ],
+            "timings": timings,
+            "outputs": {part: f"{config.output.path}/{part}" for part in OUTPUT_PARTS},
+        }
+
+        if config.report.enabled and publisher.is_local:
+            with stage("report"):
+                publisher.write_manifest(manifest)  # the report reads it; rewritten below
+                report_step.write_report(
+                    publisher.staging, config.report.scatter_rows_per_segment
+                )
+        elif config.report.enabled:
+            log.warning("report skipped: the output %s is not on a local file system", config.output.path)
+
+        manifest["finished_at"] = _now()
+        publisher.commit(manifest)
+    except BaseException:
+        publisher.abort()
+        raise
+    log.info("published %s (run %s)", config.output.path, run_id)
+    return manifest
+
+
+OUTPUT_PARTS = ("labels", "profiles", "elbow", "model", "report", "manifest.json")
+
+ELBOW_SCHEMA = (
+    "k INT, wssse DOUBLE, rows LONG, silhouette DOUBLE, sizes ARRAY<LONG>, "
+    "iterations INT, seconds DOUBLE, chosen BOOLEAN"
+)
+
+
+def _check_enough_distinct(fit_data, features: tuple[str, ...], k_max: int) -> None:
+    distinct = fit_data.select(*[f"`{f}`" for f in features]).distinct().limit(k_max).count()
+    if distinct < k_max:
+        raise InputError(
+            f"only {distinct} distinct customers (feature combinations) to cluster, fewer than "
+            f"k.max = {k_max}; lower --k-max to at most {distinct}"
+        )
+
+
+def _stage_timer(timings: dict[str, float]):
+    @contextmanager
+    def stage(name: str) -> Iterator[None]:
+        log.info("stage %s ...", name)
+        started = time.monotonic()
+        yield
+        timings[name] = round(time.monotonic() - started, 3)
+        log.info("stage %s done in %.1f s", name, timings[name])
+
+    return stage
+
+
+def _cores(spark: SparkSession) -> int:
+    try:
+        return max(2, spark.sparkContext.defaultParallelism)
+    except Exception:  # noqa: BLE001 - Spark Connect: no SparkContext
+        return max(2, int(spark.conf.get("spark.sql.shuffle.partitions", "8")))
+
+
+def _master(spark: SparkSession) -> str:
+    try:
+        return spark.sparkContext.master
+    except Exception:  # noqa: BLE001 - Spark Connect
+        return spark.conf.get("spark.master", "connect")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,105 @@
+"""Stage 6, fit and label: the saved segment model and the labels it gives every customer.
+
+The segment model is one spark.ml ``PipelineModel``: assembler, scaler, KMeans and a
+final ``SQLTransformer`` that turns the KMeans cluster index into the run's segment
+number, its name and the distance to its centroid. So scoring new customers later
+is ``PipelineModel.load(path).transform(df)`` and nothing more.
+
+Segment numbers are ordered by size: segment 0 is the largest cluster of the fit
+(ties: the lower cluster index), so the numbering does not depend on the order in
+which k-means happened to find the clusters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.ml import PipelineModel
+from pyspark.ml.clustering import KMeansModel
+from pyspark.ml.feature import SQLTransformer
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from segmentation.features import Scaling
+
+SEGMENT = "segment"
+SEGMENT_NAME = "segment_name"
+DISTANCE = "distance"
+
+
+@dataclass(frozen=True)
+class Segment:
+    number: int
+    cluster: int  # the KMeans cluster index behind it
+    name: str
+    centroid_z: tuple[float, ...]
+    centroid: tuple[float, ...]  # in original units
+    fitted_rows: int
+
+
+def segments_by_size(model: KMeansModel, scaling: Scaling, names_for) -> list[Segment]:
+    """Numbers the model's clusters by size and names them with ``names_for(centroids_z)``."""
+    sizes = list(model.summary.clusterSizes)
+    order = sorted(range(len(sizes)), key=lambda c: (-sizes[c], c))
+    centers = [list(map(float, model.clusterCenters()[c])) for c in order]
+    names = names_for(centers)
+    return [
+        Segment(
+            number=n,
+            cluster=c,
+            name=names[n],
+            centroid_z=tuple(centers[n]),
+            centroid=tuple(scaling.from_z(centers[n])),
+            fitted_rows=int(sizes[c]),
+        )
+        for n, c in enumerate(order)
+    ]
+
+
+def segment_stage(segments: list[Segment], scaling: Scaling, prediction_col: str) -> SQLTransformer:
+    """The SQL step that maps cluster index to segment, name and distance (in z-units)."""
+    number = " ".join(f"WHEN {s.cluster} THEN {s.number}" for s in segments)
+    name = " ".join(f"WHEN {s.cluster} THEN {_sql_string(s.name)}" for s in segments)
+    squared = " ".join(
+        f"WHEN {s.cluster} THEN {_squared_distance(s.centroid_z, scaling)}" for s in segments
+    )
+    statement = (
+        f"SELECT *, CAST(CASE {prediction_col} {number} END AS INT) AS {SEGMENT}, "
+        f"CASE {prediction_col} {name} END AS {SEGMENT_NAME}, "
+        f"SQRT(CASE {prediction_col} {squared} END) AS {DISTANCE} FROM __THIS__"
+    )
+    return SQLTransformer(statement=statement)
+
+
+def segment_model(
+    feature_model: PipelineModel, kmeans_model: KMeansModel, segments: list[Segment], scaling: Scaling
+) -> PipelineModel:
+    stage = segment_stage(segments, scaling, kmeans_model.getPredictionCol())
+    return PipelineModel(stages=[*feature_model.stages, kmeans_model, stage])
+
+
+def label_customers(model: PipelineModel, id_col: str, features: tuple[str, ...]):
+    """``clean.transform(label_customers(...))``: id, segment, name, distance, original features."""
+
+    def transform(clean: DataFrame) -> DataFrame:
+        return model.transform(clean).select(
+            F.col(f"`{id_col}`"),
+            SEGMENT,
+            SEGMENT_NAME,
+            DISTANCE,
+            *[F.col(f"`{name}`") for name in features],
+        )
+
+    return transform
+
+
+def _squared_distance(centroid_z: tuple[float, ...], scaling: Scaling) -> str:
+    terms = [
+        f"POW((CAST(`{name}` AS DOUBLE) - ({float(mean)!r})) / ({float(std)!r}) - ({float(z)!r}), 2)"
+        for name, mean, std, z in zip(scaling.features, scaling.mean, scaling.std, centroid_z)
+    ]
+    return " + ".join(terms)
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,166 @@
+"""Stage 10, report: plots of a run's outputs with pandas and matplotlib, no Spark.
+
+``python -m segmentation.report OUTPUT`` writes into ``OUTPUT/report/``:
+
+- ``elbow.png``: WSSSE by K with the chosen K marked, the silhouette beside it;
+- ``sizes.png``: customers per segment;
+- ``profiles.png``: a heatmap of the centroids in z-units, segment names on the axis;
+- ``scatter.png``: a bounded, per-segment sample of customers projected on the two
+  principal components of the scaled features, coloured by segment.
+
+It reads only the small outputs and at most ``rows_per_segment`` labels per segment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow.dataset as ds  # noqa: E402
+
+PLOTS = ("elbow.png", "sizes.png", "profiles.png", "scatter.png")
+
+
+def write_report(output: str, rows_per_segment: int = 400) -> list[str]:
+    """Writes the plots of the run in ``output``; returns their paths."""
+    with open(os.path.join(output, "manifest.json"), encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    elbow = pd.read_parquet(os.path.join(output, "elbow")).sort_values("k")
+    profiles = pd.read_parquet(os.path.join(output, "profiles")).sort_values("segment")
+    sample = label_sample(os.path.join(output, "labels"), profiles["segment"].tolist(), rows_per_segment)
+    directory = os.path.join(output, "report")
+    os.makedirs(directory, exist_ok=True)
+    features = manifest["features"]
+    paths = [os.path.join(directory, name) for name in PLOTS]
+    plot_elbow(elbow, manifest["chosen_k"], paths[0])
+    plot_sizes(profiles, paths[1])
+    plot_profiles(profiles, features, paths[2])
+    plot_scatter(sample, profiles, features, manifest["scaling"], paths[3])
+    return paths
+
+
+def label_sample(labels_path: str, segments: list[int], rows_per_segment: int) -> pd.DataFrame:
+    """At most ``rows_per_segment`` labels of each segment, reading only that segment's files."""
+    dataset = ds.dataset(labels_path, format="parquet", partitioning="hive")
+    parts = [
+        dataset.head(rows_per_segment, filter=ds.field("segment") == segment).to_pandas()
+        for segment in segments
+    ]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def plot_elbow(elbow: pd.DataFrame, chosen_k: int, path: str) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(elbow["k"], elbow["wssse"], marker="o")
+    chosen = elbow[elbow["k"] == chosen_k]
+    left.scatter(chosen["k"], chosen["wssse"], s=180, facecolors="none", edgecolors="red", linewidths=2,
+                 label=f"chosen K = {chosen_k}")
+    left.set(title="Elbow: within-cluster sum of squares", xlabel="K", ylabel="WSSSE (z-units²)")
+    left.legend()
+    right.plot(elbow["k"], elbow["silhouette"], marker="o", color="tab:green")
+    right.axvline(chosen_k, color="red", linestyle="--", label=f"chosen K = {chosen_k}")
+    right.set(title="Silhouette (higher is better)", xlabel="K", ylabel="silhouette")
+    right.legend()
+    for axis in (left, right):
+        axis.set_xticks(elbow["k"])
+    _save(fig, path)
+
+
+def plot_sizes(profiles: pd.DataFrame, path: str) -> None:
+    fig, axis = plt.subplots(figsize=(8, 0.5 * len(profiles) + 1.5))
+    labels = _segment_labels(profiles)
+    axis.barh(labels, profiles["customers"], color=_colours(len(profiles)))
+    for y, (count, share) in enumerate(zip(profiles["customers"], profiles["share"])):
+        axis.text(count, y, f" {count:,} ({share:.0%})", va="center")
+    axis.invert_yaxis()
+    axis.set(title="Customers per segment", xlabel="customers")
+    axis.margins(x=0.25)
+    _save(fig, path)
+
+
+def plot_profiles(profiles: pd.DataFrame, features: list[str], path: str) -> None:
+    z = profiles[[f"{name}_centroid_z" for name in features]].to_numpy()
+    fig, axis = plt.subplots(figsize=(1.6 * len(features) + 4, 0.6 * len(profiles) + 2))
+    limit = max(1.0, float(np.abs(z).max()))
+    image = axis.imshow(z, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    axis.set_xticks(range(len(features)), features, rotation=20, ha="right")
+    axis.set_yticks(range(len(profiles)), _segment_labels(profiles))
+    for (row, col), value in np.ndenumerate(z):
+        axis.text(col, row, f"{value:+.2f}", ha="center", va="center", fontsize=9)
+    fig.colorbar(image, ax=axis, label="centroid (z-units)")
+    axis.set_title("Segment profiles: centroids in standard deviations from the mean")
+    _save(fig, path)
+
+
+def plot_scatter(sample: pd.DataFrame, profiles: pd.DataFrame, features: list[str],
+                 scaling: dict, path: str) -> None:
+    mean = np.array([scaling[f]["mean"] for f in features])
+    std = np.array([scaling[f]["std"] for f in features])
+    fig, axis = plt.subplots(figsize=(8, 6))
+    centroids = profiles[[f"{name}_centroid_z" for name in features]].to_numpy()
+    if len(sample):
+        points = (sample[features].to_numpy(dtype=float) - mean) / std
+        basis, axes_names = _projection(points, features)
+        colours = _colours(len(profiles))
+        for i, (segment, label) in enumerate(zip(profiles["segment"], _segment_labels(profiles))):
+            mine = points[sample["segment"].to_numpy() == segment] @ basis
+            axis.scatter(mine[:, 0], mine[:, 1], s=8, alpha=0.5, color=colours[i], label=label)
+        projected = centroids @ basis
+        axis.scatter(projected[:, 0], projected[:, 1], marker="X", s=160, c="black", label="centroids")
+        axis.set(xlabel=axes_names[0], ylabel=axes_names[1])
+        axis.legend(fontsize=8, loc="best")
+    axis.set_title("Customers by segment (sample, 2-D projection of scaled features)")
+    _save(fig, path)
+
+
+def _projection(points: np.ndarray, features: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The two principal axes of the sample (or the features themselves when there are two)."""
+    if points.shape[1] == 1:
+        return np.array([[1.0, 0.0]]), [features[0], ""]
+    if points.shape[1] == 2:
+        return np.eye(2), [f"{features[0]} (z)", f"{features[1]} (z)"]
+    centred = points - points.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    explained = singular**2 / max(float((singular**2).sum()), 1e-12)
+    return vt[:2].T, [f"PC{i + 1} ({explained[i]:.0%} of variance)" for i in range(2)]
+
+
+def _segment_labels(profiles: pd.DataFrame) -> list[str]:
+    return [f"{s}: {n}" for s, n in zip(profiles["segment"], profiles["segment_name"])]
+
+
+def _colours(n: int) -> list:
+    palette = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [palette(i % palette.N) for i in range(n)]
+
+
+def _save(fig, path: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m segmentation.report", description=__doc__.splitlines()[0])
+    parser.add_argument("output", help="a published OUTPUT directory of the segment job")
+    parser.add_argument("--rows-per-segment", type=int, default=400)
+    args = parser.parse_args(argv)
+    if not os.path.exists(os.path.join(args.output, "manifest.json")):
+        print(f"error: {args.output} is not a segmentation output (no manifest.json)", file=sys.stderr)
+        return 2
+    for path in write_report(args.output, args.rows_per_segment):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Synthetic customers with planted segments, made on the executors.
+
+Every value is a pure function of ``(customer_id, seed)`` through Spark's
+``xxhash64``, so the same seed gives the same rows whatever the number of
+partitions, and 100M rows never pass through the driver.
+
+The planted segments are the archetypes of the seed documents, in original units
+(mean and standard deviation of each feature), taken in this order:
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+FEATURES = ("age", "annual_income", "spending", "purchase_frequency")
+
+# name, share of customers, (mean, sd) of age, annual_income, spending, purchase_frequency
+ARCHETYPES = (
+    ("High-Value", 0.15, (46, 6), (118_000, 12_000), (9_000, 900), (30, 4)),
+    ("Low-Engagement", 0.25, (52, 7), (50_000, 8_000), (700, 200), (3, 1.2)),
+    ("Young frequent buyers", 0.20, (24, 3), (34_000, 6_000), (2_600, 400), (48, 5)),
+    ("Affluent careful spenders", 0.15, (58, 5), (140_000, 13_000), (1_800, 400), (8, 2)),
+    ("Mainstream", 0.25, (38, 5), (70_000, 8_000), (4_500, 500), (18, 3)),
+    ("Budget big spenders", 0.12, (29, 4), (28_000, 5_000), (7_200, 700), (26, 3)),
+    ("Retired occasional buyers", 0.10, (71, 4), (42_000, 6_000), (2_200, 400), (9, 2)),
+    ("Affluent frequent buyers", 0.10, (40, 5), (100_000, 9_000), (5_800, 500), (40, 4)),
+)
+MAX_SEGMENTS = len(ARCHETYPES)
+
+__doc__ += "\n" + "\n".join(f"{i}. {a[0]}" for i, a in enumerate(ARCHETYPES))
+
+_BUCKETS = 1 << 52
+
+
+def _uniform(customer: Column, seed: int, stream: int) -> Column:
+    """A uniform number in (0, 1) from the id, the seed and a stream number."""
+    bits = F.pmod(F.xxhash64(customer, F.lit(seed), F.lit(stream)), F.lit(_BUCKETS))
+    return (bits.cast("double") + 0.5) / float(_BUCKETS)
+
+
+def _normal(customer: Column, seed: int, stream: int) -> Column:
+    """A standard normal number by the Box-Muller transform of two uniforms."""
+    u1, u2 = _uniform(customer, seed, 2 * stream), _uniform(customer, seed, 2 * stream + 1)
+    return F.sqrt(-2.0 * F.log(u1)) * F.cos(2.0 * 3.141592653589793 * u2)
+
+
+def generate_customers(
+    spark: SparkSession, rows: int, segments: int = 5, seed: int = 7, partitions: int | None = None
+) -> DataFrame:
+    """``rows`` customers from the first ``segments`` archetypes, ids 1..rows.
+
+    Columns: customer_id (long), age (int), annual_income (double), spending (double),
+    purchase_frequency (int), true_segment (int: the archetype's index).
+    """
+    if not 1 <= segments <= MAX_SEGMENTS:
+        raise ValueError(f"segments must be between 1 and {MAX_SEGMENTS}, got {segments}")
+    chosen = ARCHETYPES[:segments]
+    total_share = sum(a[1] for a in chosen)
+    ids = spark.range(1, rows + 1, numPartitions=partitions) if partitions else spark.range(1, rows + 1)
+    customer = F.col("customer_id")
+    df = ids.withColumnRenamed("id", "customer_id")
+
+    pick = _uniform(customer, seed, 0)
+    segment = None
+    cumulative = 0.0
+    for index, archetype in enumerate(chosen[:-1]):
+        cumulative += archetype[1] / total_share
+        segment = (F.when(pick < cumulative, index) if segment is None
+                   else segment.when(pick < cumulative, index))
+    segment = F.lit(segments - 1) if segment is None else segment.otherwise(segments - 1)
+    df = df.withColumn("true_segment", segment.cast("int"))
+
+    values = {}
+    for f_index, name in enumerate(FEATURES):
+        mean = _by_segment([a[2 + f_index][0] for a in chosen])
+        sd = _by_segment([a[2 + f_index][1] for a in chosen])
+        values[name] = mean + sd * _normal(customer, seed, f_index + 1)
+    return df.select(
+        customer,
+        F.greatest(F.lit(18), F.round(values["age"])).cast("int").alias("age"),
+        F.round(F.greatest(F.lit(0.0), values["annual_income"]), 2).alias("annual_income"),
+        F.round(F.greatest(F.lit(0.0), values["spending"]), 2).alias("spending"),
+        F.greatest(F.lit(0), F.round(values["purchase_frequency"])).cast("int").alias("purchase_frequency"),
+        F.col("true_segment"),
+    )
+
+
+def _by_segment(values: list[float]) -> Column:
+    column = F.when(F.col("true_segment") == 0, float(values[0]))
+    for index, value in enumerate(values[1:], start=1):
+        column = column.when(F.col("true_segment") == index, float(value))
+    return column

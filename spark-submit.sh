@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# ./spark-submit.sh [spark-submit options] JOB.py [job options]
+#
+# Wraps spark-submit ($SPARK_HOME/bin/spark-submit, or the one inside the installed
+# pyspark when SPARK_HOME is unset): ships the segmentation package with --py-files
+# and the configs with --files, and defaults to --master local[*] (SPARK_MASTER or
+# --master override it). Every other spark-submit option is passed through.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# The Python that runs the driver and the workers: the project's venv when present.
+if [ -z "${PYSPARK_PYTHON:-}" ]; then
+  if [ -x "$ROOT/.venv/bin/python" ]; then PYSPARK_PYTHON="$ROOT/.venv/bin/python"; else PYSPARK_PYTHON=$(command -v python3); fi
+fi
+export PYSPARK_PYTHON
+export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PYSPARK_PYTHON}"
+
+if [ -n "${SPARK_HOME:-}" ]; then
+  SUBMIT="$SPARK_HOME/bin/spark-submit"
+else
+  SUBMIT="$("$PYSPARK_PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/bin/spark-submit"
+fi
+if [ ! -x "$SUBMIT" ]; then
+  echo "error: spark-submit not found at $SUBMIT: set SPARK_HOME or run 'make venv'" >&2
+  exit 2
+fi
+
+# Split the arguments: spark-submit options, then the job script, then its options.
+master="${SPARK_MASTER:-local[*]}"
+spark_opts=()
+job=""
+java_opts_given=false
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --master) master="$2"; shift 2 ;;
+    --master=*) master="${1#--master=}"; shift ;;
+    --verbose|-v|--supervise|--help|-h|--version) spark_opts+=("$1"); shift ;;
+    --driver-java-options|--driver-java-options=*) java_opts_given=true; spark_opts+=("$1"); [ "$1" = "--driver-java-options" ] && { spark_opts+=("$2"); shift; }; shift ;;
+    --conf) [[ "$2" == spark.driver.extraJavaOptions=* ]] && java_opts_given=true; spark_opts+=("$1" "$2"); shift 2 ;;
+    -*=*) spark_opts+=("$1"); shift ;;
+    -*) spark_opts+=("$1" "${2:-}"); shift 2 ;;
+    *) job="$1"; shift; break ;;
+  esac
+done
+if [ -z "$job" ]; then
+  echo "error: no job given: ./spark-submit.sh [spark-submit options] jobs/segment.py [job options]" >&2
+  exit 2
+fi
+
+# Package the library fresh for every submission (a few KB), atomically.
+mkdir -p "$ROOT/build"
+zip_path="$ROOT/build/segmentation.zip"
+"$PYSPARK_PYTHON" - "$ROOT" "$zip_path" <<'PY'
+import os, sys, tempfile, zipfile
+root, target = sys.argv[1], sys.argv[2]
+fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".zip")
+os.close(fd)
+with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+    for folder, dirs, files in os.walk(os.path.join(root, "segmentation")):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                archive.write(path, os.path.relpath(path, root))
+os.replace(tmp, target)
+PY
+
+files=$(ls "$ROOT"/conf/*.yaml | tr '\n' ',')
+files="${files}$ROOT/conf/log4j2.properties"
+extra=()
+if [ "$java_opts_given" = false ]; then
+  extra+=(--driver-java-options "-Dlog4j2.configurationFile=file:$ROOT/conf/log4j2.properties")
+fi
+# Local mode runs the executors inside the driver's JVM: give it room.
+if [[ "$master" == local* ]]; then
+  export SPARK_DRIVER_MEMORY="${SPARK_DRIVER_MEMORY:-4g}"
+fi
+
+exec "$SUBMIT" --master "$master" --py-files "$zip_path" --files "$files" \
+  ${extra[@]+"${extra[@]}"} ${spark_opts[@]+"${spark_opts[@]}"} "$job" "$@"
