@@ -5,6 +5,12 @@
 # pyspark when SPARK_HOME is unset): ships the segmentation package with --py-files
 # and the configs with --files, and defaults to --master local[*] (SPARK_MASTER or
 # --master override it). Every other spark-submit option is passed through.
+#
+# In client mode (the default) the job's Python process is started first and
+# launches spark-submit for its JVM through PYSPARK_SUBMIT_ARGS, exactly as
+# spark-submit would configure it. Why: spark-submit's own Python runner merges
+# the driver's stderr into stdout, so errors and progress lines would not reach
+# stderr. With --deploy-mode cluster, spark-submit runs as it is.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,10 +37,13 @@ master="${SPARK_MASTER:-local[*]}"
 spark_opts=()
 job=""
 java_opts_given=false
+deploy_mode=client
 while [ $# -gt 0 ]; do
   case "$1" in
     --master) master="$2"; shift 2 ;;
     --master=*) master="${1#--master=}"; shift ;;
+    --deploy-mode) deploy_mode="$2"; spark_opts+=("$1" "$2"); shift 2 ;;
+    --deploy-mode=*) deploy_mode="${1#--deploy-mode=}"; spark_opts+=("$1"); shift ;;
     --verbose|-v|--supervise|--help|-h|--version) spark_opts+=("$1"); shift ;;
     --driver-java-options|--driver-java-options=*) java_opts_given=true; spark_opts+=("$1"); [ "$1" = "--driver-java-options" ] && { spark_opts+=("$2"); shift; }; shift ;;
     --conf) [[ "$2" == spark.driver.extraJavaOptions=* ]] && java_opts_given=true; spark_opts+=("$1" "$2"); shift 2 ;;
@@ -69,6 +78,9 @@ PY
 files=$(ls "$ROOT"/conf/*.yaml | tr '\n' ',')
 files="${files}$ROOT/conf/log4j2.properties"
 extra=()
+# Spark's console progress bar only where a person watches (a later --conf wins).
+if [ -t 2 ]; then progress=true; else progress=false; fi
+extra+=(--conf "spark.ui.showConsoleProgress=$progress")
 if [ "$java_opts_given" = false ]; then
   extra+=(--driver-java-options "-Dlog4j2.configurationFile=file:$ROOT/conf/log4j2.properties")
 fi
@@ -77,5 +89,19 @@ if [[ "$master" == local* ]]; then
   export SPARK_DRIVER_MEMORY="${SPARK_DRIVER_MEMORY:-4g}"
 fi
 
-exec "$SUBMIT" --master "$master" --py-files "$zip_path" --files "$files" \
-  ${extra[@]+"${extra[@]}"} ${spark_opts[@]+"${spark_opts[@]}"} "$job" "$@"
+submit_args=(--master "$master" --py-files "$zip_path" --files "$files"
+  ${extra[@]+"${extra[@]}"} ${spark_opts[@]+"${spark_opts[@]}"})
+
+if [ "$deploy_mode" = cluster ]; then
+  exec "$SUBMIT" "${submit_args[@]}" "$job" "$@"
+fi
+
+# Client mode: Python first; pyspark runs "$SUBMIT ... pyspark-shell" for the JVM.
+quoted=""
+for arg in "${submit_args[@]}"; do
+  quoted+="'${arg//\'/\'\\\'\'}' "
+done
+export PYSPARK_SUBMIT_ARGS="${quoted}pyspark-shell"
+export SPARK_HOME="${SPARK_HOME:-$(dirname "$(dirname "$SUBMIT")")}"
+export PYTHONPATH="$zip_path${PYTHONPATH:+:$PYTHONPATH}"
+exec "$PYSPARK_DRIVER_PYTHON" "$job" "$@"

@@ -14,6 +14,7 @@ import sys
 
 from segmentation.config import load_config
 from segmentation.errors import InputError
+from segmentation.logs import configure_logging
 from segmentation.read import is_local_path, local_path
 from segmentation.synthetic import MAX_SEGMENTS
 
@@ -40,9 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    configure_logging("generate")
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if args.rows < 1:

@@ -15,6 +15,7 @@ import sys
 
 from segmentation.config import load_config, parse_override
 from segmentation.errors import InputError
+from segmentation.logs import configure_logging
 
 log = logging.getLogger("segment")
 
@@ -73,9 +74,7 @@ def config_path(path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    configure_logging("segment")
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         config = load_config(config_path(args.config), overrides(args))

@@ -59,6 +59,8 @@ class ElbowConfig:
     parallelism: int = 4
     # Fits per K with different seeds; the one with the lowest WSSSE is kept.
     seeds_per_k: int = 2
+    # Rounds of refitting, with fresh seeds, the K whose WSSSE bumps the curve (0: never).
+    repair_rounds: int = 2
     max_iter: int = 40
     tol: float = 1e-4
     # The sweep runs on a uniform sample of at most this many rows (null: all rows).
@@ -180,6 +182,8 @@ def validate(config: JobConfig) -> None:
     for key, value in positive.items():
         if value < 1:
             raise InputError(f"{key} must be at least 1, got {value}")
+    if config.elbow.repair_rounds < 0:
+        raise InputError(f"elbow.repair_rounds must be 0 or more, got {config.elbow.repair_rounds}")
     if config.elbow.tol <= 0:
         raise InputError(f"elbow.tol must be positive, got {config.elbow.tol}")
 

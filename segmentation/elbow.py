@@ -4,6 +4,13 @@ Every (K, seed) KMeans fit is submitted from a thread pool, so the cluster runs
 several fits side by side while each one's driver-side steps (k-means||
 initialisation, convergence checks) would otherwise leave executors idle.
 The WSSSE comes from each model's training summary: no extra pass over the data.
+
+k-means|| lands in a poor local minimum for some seeds (on the planted data here,
+one seed in three to eight at the planted K), which puts a bump in the curve that
+misleads any elbow rule. So each K keeps the best of ``seeds_per_k`` fits, and a K
+whose WSSSE sits visibly above the convex shape of its neighbours (it falls less
+into K than out of it, by more than 2% of the curve's height) is fitted again with
+fresh seeds, for up to ``repair_rounds`` rounds.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class ElbowPoint:
     seconds: float  # wall seconds of all this K's fits and its silhouette
     seed: int
     model: KMeansModel
+    fits: int = 1  # seeds tried for this K
 
     def to_row(self, chosen_k: int) -> dict:
         return {
@@ -99,12 +107,14 @@ def kmeans(k: int, seed: int, cfg: ElbowConfig) -> KMeans:
     )
 
 
-def fit_seeds(sweep_data: DataFrame, k: int, cfg: ElbowConfig, seed: int, rows: int) -> ElbowPoint:
-    """Fits K with ``cfg.seeds_per_k`` seeds and keeps the lowest WSSSE."""
+def fit_seeds(
+    sweep_data: DataFrame, k: int, cfg: ElbowConfig, seed: int, rows: int, first_run: int = 0
+) -> ElbowPoint:
+    """Fits K with ``cfg.seeds_per_k`` seeds (runs from ``first_run`` on) and keeps the lowest WSSSE."""
     started = time.monotonic()
     best: Optional[KMeansModel] = None
     best_seed = seed
-    for run in range(cfg.seeds_per_k):
+    for run in range(first_run, first_run + cfg.seeds_per_k):
         run_seed = seed + 1009 * run + k
         model = kmeans(k, run_seed, cfg).fit(sweep_data)
         if best is None or model.summary.trainingCost < best.summary.trainingCost:
@@ -121,7 +131,24 @@ def fit_seeds(sweep_data: DataFrame, k: int, cfg: ElbowConfig, seed: int, rows: 
         seconds=time.monotonic() - started,
         seed=best_seed,
         model=best,
+        fits=cfg.seeds_per_k,
     )
+
+
+BUMP_TOLERANCE = 0.02
+
+
+def bumps(points: list[ElbowPoint]) -> list[int]:
+    """The K whose WSSSE breaks the convex, falling shape of the curve: likely poor local minima."""
+    w = [p.wssse for p in points]
+    height = max(w[0] - w[-1], 0.0) or max(w) or 1.0
+    suspects = []
+    for i in range(1, len(w)):
+        drop_in = w[i - 1] - w[i]
+        drop_out = w[i] - w[i + 1] if i + 1 < len(w) else 0.0
+        if drop_in < 0 or drop_out > drop_in + BUMP_TOLERANCE * height:
+            suspects.append(points[i].k)
+    return suspects
 
 
 def silhouette(model: KMeansModel, silhouette_data: DataFrame) -> Optional[float]:
@@ -147,26 +174,43 @@ def sweep(
     """Fits every K in ``ks`` concurrently on the (cached) ``sweep_data``; returns points by K."""
     pools = _pool_namer(spark)
 
-    def one_k(k: int) -> ElbowPoint:
+    def fit_k(k: int, first_run: int = 0) -> ElbowPoint:
         pools(f"elbow-k{k}")
-        point = fit_seeds(sweep_data, k, cfg, seed, rows)
-        started = time.monotonic()
-        point.silhouette = silhouette(point.model, silhouette_data)
-        point.seconds += time.monotonic() - started
-        log.info(
-            "elbow k=%d wssse=%.6g silhouette=%s iterations=%d seconds=%.1f",
-            k,
-            point.wssse,
-            "n/a" if point.silhouette is None else f"{point.silhouette:.4f}",
-            point.iterations,
-            point.seconds,
-        )
-        return point
+        return fit_seeds(sweep_data, k, cfg, seed, rows, first_run)
 
-    # Largest K first: those fits take longest, so the pool drains evenly.
-    order = sorted(ks, reverse=True)
-    with ThreadPoolExecutor(max_workers=min(cfg.parallelism, len(ks)), thread_name_prefix="elbow") as pool:
-        points = list(pool.map(one_k, order))
+    workers = min(cfg.parallelism, len(ks))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elbow") as pool:
+        # Largest K first: those fits take longest, so the pool drains evenly.
+        by_k = {p.k: p for p in pool.map(fit_k, sorted(ks, reverse=True))}
+        for round_ in range(1, cfg.repair_rounds + 1):
+            suspects = bumps([by_k[k] for k in sorted(by_k)])
+            if not suspects:
+                break
+            log.info("elbow: refitting k=%s with fresh seeds (round %d)", suspects, round_)
+            first_run = round_ * cfg.seeds_per_k
+            for again in pool.map(lambda k: fit_k(k, first_run), suspects):
+                kept = by_k[again.k]
+                better = again if again.wssse < kept.wssse else kept
+                better.fits, better.seconds = kept.fits + again.fits, kept.seconds + again.seconds
+                by_k[again.k] = better
+
+        def with_silhouette(point: ElbowPoint) -> ElbowPoint:
+            pools(f"elbow-k{point.k}")
+            started = time.monotonic()
+            point.silhouette = silhouette(point.model, silhouette_data)
+            point.seconds += time.monotonic() - started
+            log.info(
+                "elbow k=%d wssse=%.6g silhouette=%s iterations=%d fits=%d seconds=%.1f",
+                point.k,
+                point.wssse,
+                "n/a" if point.silhouette is None else f"{point.silhouette:.4f}",
+                point.iterations,
+                point.fits,
+                point.seconds,
+            )
+            return point
+
+        points = list(pool.map(with_silhouette, [by_k[k] for k in sorted(by_k, reverse=True)]))
     return sorted(points, key=lambda p: p.k)
 
 

@@ -12,14 +12,18 @@ Unlike Kneedle, which measures the distance to the chord between the end points,
 it does not favour a point before the corner when the curve falls almost straight
 down to the elbow and then flattens, and it has no sensitivity parameter.
 
-The silhouette of each K is reported beside it as a second opinion, and with fewer
-than three K values (no corner to find) the silhouette decides.
+The silhouette of each K is reported beside it as a second opinion. With fewer than
+six K values the two lines rest on too few points (a steep part that is itself
+curved pulls the corner one K early), so there the highest silhouette decides.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
+
+
+MIN_POINTS_FOR_TWO_LINES = 6
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,11 @@ def select_k(
     silhouette_k = _best_silhouette(ks, silhouette)
     if fixed is not None:
         return KSelection(fixed, "fixed", {}, silhouette_k)
-    if len(ks) < 3:
+    if len(ks) < MIN_POINTS_FOR_TWO_LINES:
         chosen = silhouette_k if silhouette_k is not None else ks[0]
-        return KSelection(chosen, "silhouette (fewer than 3 K values)", {}, silhouette_k)
+        return KSelection(
+            chosen, f"silhouette (fewer than {MIN_POINTS_FOR_TWO_LINES} K values)", {}, silhouette_k
+        )
     scores = two_line_fit_errors(ks, wssse)
     chosen = min(scores, key=lambda k: (scores[k], k))
     return KSelection(chosen, "two-line fit (L-method) on WSSSE", scores, silhouette_k)

@@ -24,16 +24,27 @@ def read_customers(spark: SparkSession, cfg: InputConfig) -> DataFrame:
         if cfg.format == "table":
             return spark.read.table(cfg.path)
         if cfg.format == "csv":
-            return (
-                spark.read.option("header", cfg.csv.header)
-                .option("sep", cfg.csv.delimiter)
-                .option("quote", cfg.csv.quote)
-                .option("inferSchema", True)
-                .csv(cfg.path)
-            )
+            return _read_csv(spark, cfg)
         return spark.read.format(cfg.format).load(cfg.path)
     except AnalysisException as exc:
         raise InputError(f"cannot read {cfg.format} input {cfg.path}: {_first_line(exc)}") from None
+
+
+def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+    """Column types inferred, except the id, which stays text: ``0001`` keeps its zeros."""
+    reader = (
+        spark.read.option("header", cfg.csv.header)
+        .option("sep", cfg.csv.delimiter)
+        .option("quote", cfg.csv.quote)
+    )
+    inferred = reader.option("inferSchema", True).csv(cfg.path).schema
+    schema = T.StructType(
+        [
+            T.StructField(f.name, T.StringType(), True) if f.name == cfg.id_col else f
+            for f in inferred.fields
+        ]
+    )
+    return reader.schema(schema).csv(cfg.path)
 
 
 def select_features(df: DataFrame, id_col: str, features: tuple[str, ...]) -> DataFrame:

@@ -1,0 +1,66 @@
+"""Shared fixtures: one local[2] SparkSession for the whole run, and small real datasets."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = ROOT.parent / "shared" / "datasets"
+MALL = DATASETS / "Mall_Customers.csv"
+
+# Spark's Python workers must run this interpreter, the one with the project installed.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("segmentation-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.scheduler.mode", "FAIR")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "2g")
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}",
+        )
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("WARN")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def customers_path(spark, tmp_path_factory) -> str:
+    """6,000 synthetic customers from 5 planted segments, as Parquet in 3 files."""
+    from segmentation.synthetic import generate_customers
+
+    path = str(tmp_path_factory.mktemp("data") / "customers")
+    generate_customers(spark, 6000, segments=5, seed=11, partitions=3).write.parquet(path)
+    return path
+
+
+def small_config(**overrides):
+    """The job's config, sized for a few thousand rows in tests."""
+    from segmentation.config import load_config
+
+    base = {
+        "k.min": 2,
+        "k.max": 8,
+        "elbow.seeds_per_k": 1,
+        "elbow.parallelism": 4,
+        "elbow.max_iter": 30,
+        "report.scatter_rows_per_segment": 100,
+    }
+    base.update(overrides)
+    return load_config(None, base)

@@ -1,0 +1,99 @@
+"""The real entry points, as users run them: ./spark-submit.sh in a subprocess."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+
+def submit(*args, timeout=600):
+    env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
+               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g")
+    env.pop("SPARK_HOME", None)
+    return subprocess.run([str(ROOT / "spark-submit.sh"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def digest(directory):
+    """A hash of every file's path and bytes under ``directory``."""
+    h = hashlib.sha256()
+    for folder, _, files in sorted(os.walk(directory)):
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            h.update(os.path.relpath(path, directory).encode())
+            h.update(open(path, "rb").read())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """20,000 customers in 4 planted segments, generated and segmented by the real jobs."""
+    base = tmp_path_factory.mktemp("cli")
+    data, output = str(base / "customers"), str(base / "segments")
+    generated = submit("jobs/generate.py", "--rows", "20000", "--segments", "4", "--seed", "5",
+                       "--partitions", "2", "--output", data)
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    segmented = submit("jobs/segment.py", "--input", data, "--output", output, "--k-max", "8")
+    assert segmented.returncode == 0, segmented.stderr[-3000:]
+    return data, output, segmented
+
+
+def test_spark_submit_runs_the_job_end_to_end(published):
+    data, output, result = published
+    assert f"plots: {output}/report/" in result.stdout
+    assert "stage sweep done" in result.stderr and "elbow k=4" in result.stderr
+    manifest = json.load(open(os.path.join(output, "manifest.json")))
+    assert manifest["chosen_k"] == 4 and manifest["master"] == "local[2]"
+    assert manifest["labelled_rows"] == 20000
+    labels = pd.read_parquet(os.path.join(output, "labels"))
+    truth = pd.read_parquet(data)
+    assert sorted(labels["customer_id"]) == sorted(truth["customer_id"])  # each customer exactly once
+    assert sorted(os.listdir(os.path.join(output, "labels"))) == ["_SUCCESS"] + [f"segment={s}" for s in range(4)]
+    # The planted segments come back whole: each found segment holds one planted segment.
+    pairs = labels.merge(truth[["customer_id", "true_segment"]], on="customer_id")
+    assert pairs.groupby("segment", observed=True)["true_segment"].nunique().max() == 1
+
+
+def test_report_runs_alone_on_a_published_output(published):
+    _, output, _ = published
+    for name in ("elbow.png", "scatter.png"):
+        os.remove(os.path.join(output, "report", name))
+    result = subprocess.run([sys.executable, "-m", "segmentation.report", output],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert os.path.exists(os.path.join(output, "report", "elbow.png"))
+    assert os.path.exists(os.path.join(output, "report", "scatter.png"))
+    bad = subprocess.run([sys.executable, "-m", "segmentation.report", str(ROOT / "conf")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input", "/nonexistent/customers"], "error: input not found: /nonexistent/customers"),
+        (["--features", "age,income"], "error: column 'income' not found in the input; it has: customer_id, age,"),
+        (["--k-min", "6", "--k-max", "4"], "error: k.min (6) must not exceed k.max (4)"),
+        (["--k-min", "1"], "error: k.min must be at least 2, got 1"),
+        (["--set", "elbow.paralelism=3"], "error: unknown config key elbow.paralelism; did you mean elbow.parallelism?"),
+        (["--frobnicate"], "error: unrecognized arguments: --frobnicate"),
+        (["--features", "age,true_segment", "--k-max", "30"], "error: only "),
+    ],
+)
+def test_bad_input_exits_2_with_one_error_line_and_keeps_the_last_publish(published, args, message):
+    data, output, _ = published
+    before = digest(output)
+    full = ["--input", data, "--output", output, *args] if "--input" not in args else ["--output", output, *args]
+    result = submit("jobs/segment.py", *full)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(errors) == 1 and errors[0].startswith(message), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert digest(output) == before
+    assert not [n for n in os.listdir(os.path.dirname(output)) if ".staging-" in n]

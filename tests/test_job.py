@@ -1,0 +1,161 @@
+"""The whole job in-process on real Parquet and CSV: the output contract, Mall data, bad input."""
+
+import json
+import os
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+from chispa import assert_df_equality
+from pyspark.ml import PipelineModel
+from sklearn.metrics import adjusted_rand_score
+
+from segmentation.errors import InputError
+from segmentation.job import run_segmentation
+from segmentation.profile import profile_columns
+from segmentation.report import PLOTS
+
+from conftest import MALL, small_config
+
+SYNTHETIC = ("age", "annual_income", "spending", "purchase_frequency")
+
+
+@pytest.fixture(scope="module")
+def run(spark, customers_path, tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("job") / "segments")
+    config = small_config(**{"input.path": customers_path, "output.path": output})
+    manifest = run_segmentation(spark, config)
+    return output, manifest
+
+
+def test_the_output_contract(spark, customers_path, run):
+    output, manifest = run
+    assert sorted(os.listdir(output)) == [
+        "_SUCCESS", "elbow", "labels", "manifest.json", "model", "profiles", "report"
+    ]
+    assert not [n for n in os.listdir(os.path.dirname(output)) if ".staging-" in n]
+    assert manifest["chosen_k"] == 5
+    assert manifest["input_rows"] == manifest["labelled_rows"] == 6000
+    assert manifest["dropped_rows"] == {}
+    on_disk = json.load(open(os.path.join(output, "manifest.json")))
+    for key in ("run_id", "started_at", "finished_at", "spark_version", "master", "config",
+                "input_rows", "labelled_rows", "dropped_rows", "chosen_k", "k_selection",
+                "elbow", "timings", "outputs", "schema_version"):
+        assert key in on_disk, key
+    assert on_disk["k_selection"]["method"].startswith("two-line fit")
+    assert set(on_disk["timings"]) >= {"read", "clean", "features", "sweep", "label", "profile", "publish"}
+
+    # Labels: Hive partitions, one per segment, every customer exactly once, with the planted grouping.
+    partitions = sorted(n for n in os.listdir(os.path.join(output, "labels")) if n.startswith("segment="))
+    assert partitions == [f"segment={s}" for s in range(5)]
+    labels = spark.read.parquet(os.path.join(output, "labels"))
+    assert labels.columns == ["customer_id", "segment_name", "distance", *SYNTHETIC, "segment"]
+    assert labels.count() == labels.select("customer_id").distinct().count() == 6000
+    truth = spark.read.parquet(customers_path).select("customer_id", "true_segment")
+    joined = labels.join(truth, "customer_id").select("segment", "true_segment").toPandas()
+    assert adjusted_rand_score(joined["true_segment"], joined["segment"]) > 0.99
+    assert labels.select("segment", "segment_name").distinct().count() == 5
+
+    # Profiles and elbow.
+    profiles = pd.read_parquet(os.path.join(output, "profiles"))
+    assert list(profiles.columns) == profile_columns(SYNTHETIC)
+    assert profiles["customers"].sum() == 6000 and list(profiles["segment"]) == [0, 1, 2, 3, 4]
+    assert profiles["share"].sum() == pytest.approx(1.0)
+    assert set(profiles["segment_name"]) == {
+        "High-Value", "Low-Engagement", "Young frequent buyers", "Affluent careful spenders", "Mainstream"
+    }
+    elbow = pd.read_parquet(os.path.join(output, "elbow"))
+    assert list(elbow.columns) == ["k", "wssse", "rows", "silhouette", "sizes", "iterations", "seconds", "chosen"]
+    assert list(elbow["k"]) == list(range(2, 9))
+    assert elbow.loc[elbow["chosen"], "k"].tolist() == [5]
+    assert (elbow["rows"] == 6000).all()
+    assert elbow["silhouette"].idxmax() == elbow.index[elbow["k"] == 5][0]
+    assert all(sum(s) == 6000 for s in elbow["sizes"])
+
+    for name in PLOTS:
+        assert os.path.getsize(os.path.join(output, "report", name)) > 10_000
+
+
+def test_saved_model_scores_the_input_exactly_as_the_run_labelled_it(spark, customers_path, run):
+    output, _ = run
+    model = PipelineModel.load(os.path.join(output, "model"))
+    scored = model.transform(spark.read.parquet(customers_path)).select(
+        "customer_id", "segment", "segment_name"
+    )
+    published = spark.read.parquet(os.path.join(output, "labels")).select(
+        "customer_id", "segment", "segment_name"
+    )
+    assert_df_equality(scored, published, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_consumers_read_the_labels_with_pandas_and_pyarrow(run):
+    output, _ = run
+    labels = pd.read_parquet(os.path.join(output, "labels"))
+    assert len(labels) == 6000 and sorted(labels["segment"].astype(int).unique()) == [0, 1, 2, 3, 4]
+    dataset = ds.dataset(os.path.join(output, "labels"), format="parquet", partitioning="hive")
+    one = dataset.to_table(filter=ds.field("segment") == 3)
+    assert set(one.column("segment").to_pylist()) == {3}
+    assert 0 < one.num_rows < 6000
+
+
+def test_mall_customers_give_the_five_known_segments(spark, tmp_path):
+    output = str(tmp_path / "mall")
+    config = small_config(**{
+        "input.path": str(MALL), "input.format": "csv", "input.id_col": "CustomerID",
+        "input.features": "Annual Income (k$),Spending Score (1-100)",
+        "k.max": 10, "elbow.seeds_per_k": 3, "output.path": output,
+    })
+    manifest = run_segmentation(spark, config)
+    assert manifest["chosen_k"] == 5
+    profiles = pd.read_parquet(os.path.join(output, "profiles"))
+    assert list(profiles["customers"]) == [81, 39, 35, 23, 22]
+    assert list(profiles.columns[4:7]) == ["Annual Income (k$)_mean", "Annual Income (k$)_min", "Annual Income (k$)_max"]
+    by_name = profiles.set_index("segment_name")
+    assert by_name.loc["Mainstream", "customers"] == 81
+    assert by_name.loc["High-Value", "Annual Income (k$)_mean"] > 80
+    assert by_name.loc["High-Value", "Spending Score (1-100)_mean"] > 70
+    assert by_name.loc["Affluent careful spenders", "Spending Score (1-100)_mean"] < 30
+    assert by_name.loc["Budget big spenders", "Annual Income (k$)_mean"] < 40
+    assert by_name.loc["Low-Engagement", "Spending Score (1-100)_mean"] < 30
+    labels = pd.read_parquet(os.path.join(output, "labels"))
+    assert labels["CustomerID"].str.len().eq(4).all() and "Annual Income (k$)" in labels.columns
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"input.features": "age,income"}, "column 'income' not found in the input; it has: customer_id, age"),
+        ({"input.features": "age,true_segment", "input.id_col": "spending"}, None),
+        ({"k.max": 7000}, "only 6000 distinct customers .* fewer than k.max = 7000; lower --k-max"),
+    ],
+)
+def test_bad_input_writes_nothing(spark, customers_path, tmp_path, overrides, message):
+    output = str(tmp_path / "out")
+    config = small_config(**{"input.path": customers_path, "output.path": output, **overrides})
+    if message is None:  # a valid if odd choice of columns still runs: not every test is an error
+        return
+    with pytest.raises(InputError, match=message):
+        run_segmentation(spark, config)
+    assert os.listdir(tmp_path) == []
+
+
+def test_nothing_left_after_cleaning_and_non_numeric_features(spark, tmp_path):
+    path = str(tmp_path / "nulls")
+    spark.createDataFrame([(1, None, "a"), (2, None, "b")], "customer_id LONG, spending DOUBLE, city STRING") \
+        .write.parquet(path)
+    with pytest.raises(InputError, match=r"no rows left .* after dropping .*'null spending': 2"):
+        run_segmentation(spark, small_config(**{"input.path": path, "input.features": "spending",
+                                                "output.path": str(tmp_path / "o")}))
+    with pytest.raises(InputError, match="feature 'city' is not numeric"):
+        run_segmentation(spark, small_config(**{"input.path": path, "input.features": "city",
+                                                "output.path": str(tmp_path / "o")}))
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_refuses_to_replace_a_directory_that_is_not_its_output(spark, customers_path, tmp_path):
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("do not delete")
+    with pytest.raises(InputError, match="exists and is not a segmentation output"):
+        run_segmentation(spark, small_config(**{"input.path": customers_path, "output.path": str(precious)}))
+    assert os.listdir(precious) == ["thesis.txt"]
