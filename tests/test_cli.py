@@ -54,7 +54,8 @@ def test_spark_submit_runs_the_job_end_to_end(published):
     labels = pd.read_parquet(os.path.join(output, "labels"))
     truth = pd.read_parquet(data)
     assert sorted(labels["customer_id"]) == sorted(truth["customer_id"])  # each customer exactly once
-    assert sorted(os.listdir(os.path.join(output, "labels"))) == ["_SUCCESS"] + [f"segment={s}" for s in range(4)]
+    visible = [n for n in os.listdir(os.path.join(output, "labels")) if not n.startswith(".")]
+    assert sorted(visible) == ["_SUCCESS"] + [f"segment={s}" for s in range(4)]
     # The planted segments come back whole: each found segment holds one planted segment.
     pairs = labels.merge(truth[["customer_id", "true_segment"]], on="customer_id")
     assert pairs.groupby("segment", observed=True)["true_segment"].nunique().max() == 1
@@ -83,11 +84,15 @@ def test_report_runs_alone_on_a_published_output(published):
         (["--k-min", "1"], "error: k.min must be at least 2, got 1"),
         (["--set", "elbow.paralelism=3"], "error: unknown config key elbow.paralelism; did you mean elbow.parallelism?"),
         (["--frobnicate"], "error: unrecognized arguments: --frobnicate"),
-        (["--features", "age,true_segment", "--k-max", "30"], "error: only "),
+        (["--input", "FEW_CSV", "--input-format", "csv", "--id-col", "id", "--features", "x,y"],
+         "error: only 3 distinct customers (feature combinations) to cluster, fewer than k.max = 10"),
     ],
 )
-def test_bad_input_exits_2_with_one_error_line_and_keeps_the_last_publish(published, args, message):
+def test_bad_input_exits_2_with_one_error_line_and_keeps_the_last_publish(published, tmp_path, args, message):
     data, output, _ = published
+    few = tmp_path / "few.csv"
+    few.write_text("id,x,y\n" + "".join(f"{i},{i % 3},{i % 3}\n" for i in range(12)))
+    args = [str(few) if a == "FEW_CSV" else a for a in args]
     before = digest(output)
     full = ["--input", data, "--output", output, *args] if "--input" not in args else ["--output", output, *args]
     result = submit("jobs/segment.py", *full)
