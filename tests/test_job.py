@@ -159,3 +159,27 @@ def test_refuses_to_replace_a_directory_that_is_not_its_output(spark, customers_
     with pytest.raises(InputError, match="exists and is not a segmentation output"):
         run_segmentation(spark, small_config(**{"input.path": customers_path, "output.path": str(precious)}))
     assert os.listdir(precious) == ["thesis.txt"]
+
+
+def test_the_notebook_runs_on_a_published_output(run):
+    import nbformat
+    from nbclient import NotebookClient
+
+    from conftest import ROOT
+
+    output, manifest = run
+    path = ROOT / "notebooks" / "segmentation.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "strip outputs"
+    os.environ["SEGMENTATION_OUTPUT"] = output
+    try:
+        NotebookClient(notebook, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        del os.environ["SEGMENTATION_OUTPUT"]
+    texts = "".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+        for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert f"-> K = {manifest['chosen_k']}" in texts
+    assert "image/png" in {k for c in notebook.cells for o in c.get("outputs", []) for k in o.get("data", {})}
