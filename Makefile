@@ -24,7 +24,6 @@ venv: $(STAMP)
 run: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./spark-submit.sh jobs/generate.py --rows $(DEMO_ROWS) --output $(DEMO_DATA) --overwrite
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./spark-submit.sh jobs/segment.py --input $(DEMO_DATA) --output $(OUTPUT)
-	@echo "plots: $(OUTPUT)/report/"
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
