@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 
+from segmentation.cli import Parser, report_error
 from segmentation.config import load_config
 from segmentation.errors import InputError
 from segmentation.logs import configure_logging
@@ -21,14 +22,9 @@ from segmentation.synthetic import MAX_SEGMENTS
 log = logging.getLogger("generate")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
-
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = _Parser(prog="generate.py", description="Generate synthetic customers.")
+    parser = Parser(prog="generate.py", description="Generate synthetic customers.")
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed", type=int, default=7)
@@ -55,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"output {args.output} exists; pass --overwrite to replace it")
         config = load_config(args.config)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
 
     from segmentation.session import build_session
     from segmentation.synthetic import generate_customers

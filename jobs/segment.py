@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+from segmentation.cli import Parser, report_error
 from segmentation.config import load_config, parse_override
 from segmentation.errors import InputError
 from segmentation.logs import configure_logging
@@ -22,14 +23,9 @@ log = logging.getLogger("segment")
 DEFAULT_CONFIG = "conf/local.yaml"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every bad input
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
-
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = _Parser(prog="segment.py", description="Customer segmentation with spark.ml KMeans.")
+    parser = Parser(prog="segment.py", description="Customer segmentation with spark.ml KMeans.")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="YAML config (default %(default)s)")
     parser.add_argument("--input", help="input path, or table name with --input-format table")
     parser.add_argument("--input-format", choices=["parquet", "csv", "json", "table"])
@@ -79,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(config_path(args.config), overrides(args))
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
 
     from segmentation.job import run_segmentation  # Spark is imported only once config is good
     from segmentation.session import build_session
@@ -89,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = run_segmentation(spark, config)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     except Exception:  # noqa: BLE001 - anything else is a failure of ours or the cluster's
         log.exception("the segment job failed")
         return 1

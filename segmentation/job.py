@@ -45,51 +45,51 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     id_col, features = config.input.id_col, config.input.features
     publisher = Publisher.for_output(spark, config.output.path, run_id)
 
-    with stage("read"):
-        customers = select_features(read_customers(spark, config.input), id_col, features)
-
-    with stage("clean"):
-        reasoned = customers.transform(with_drop_reason(id_col, features))
-        input_rows, dropped = count_by_reason(reasoned)
-        clean = keep_valid(reasoned)
-        clean_rows = input_rows - sum(dropped.values())
-        log.info("read %d rows, dropped %d %s", input_rows, input_rows - clean_rows, dropped or "")
-        if clean_rows == 0:
-            raise InputError(
-                f"no rows left in {config.input.path} after dropping rows with missing values {dropped}"
-            )
-
-    with stage("features"):
-        feature_model, scaling = fit_features(clean, features)
-
-    with stage("sample"):
-        scaled = feature_model.transform(clean)
-        fit_data, fit_rows = sweep_data(
-            scaled, clean_rows, id_col, features, config.elbow, config.seed, _cores(spark)
-        )
-        _check_enough_distinct(fit_data, features, config.k.max)
-        silhouette_data = fit_data
-        if fit_rows > config.elbow.silhouette_rows:
-            silhouette_data = fit_data.sample(config.elbow.silhouette_rows / fit_rows, seed=config.seed)
-
-    with stage("sweep"):
-        ks = list(range(config.k.min, config.k.max + 1))
-        elbow = sweep(spark, fit_data, silhouette_data, ks, config.elbow, config.seed, fit_rows)
-
-    with stage("select_k"):
-        selection = select_k(
-            ks, [p.wssse for p in elbow], [p.silhouette for p in elbow], fixed=config.k.fixed
-        )
-        log.info("chose k=%d by %s", selection.chosen_k, selection.method)
-
-    with stage("fit"):
-        # The sweep already fitted the chosen K on the same rows: its best seed is the model.
-        chosen = next(p for p in elbow if p.k == selection.chosen_k)
-        segments = segments_by_size(chosen.model, scaling, lambda z: name_segments(features, z))
-        model = segment_model(feature_model, chosen.model, segments, scaling)
-
     publisher.begin()
     try:
+        with stage("read"):
+            customers = select_features(read_customers(spark, config.input), id_col, features)
+
+        with stage("clean"):
+            reasoned = customers.transform(with_drop_reason(id_col, features))
+            input_rows, dropped = count_by_reason(reasoned)
+            clean = keep_valid(reasoned)
+            clean_rows = input_rows - sum(dropped.values())
+            log.info("read %d rows, dropped %d %s", input_rows, input_rows - clean_rows, dropped or "")
+            if clean_rows == 0:
+                raise InputError(
+                    f"no rows left in {config.input.path} after dropping rows with missing values {dropped}"
+                )
+
+        with stage("features"):
+            feature_model, scaling = fit_features(clean, features)
+
+        with stage("sample"):
+            scaled = feature_model.transform(clean)
+            fit_data, fit_rows = sweep_data(
+                scaled, clean_rows, id_col, features, config.elbow, config.seed, _cores(spark)
+            )
+            _check_enough_distinct(fit_data, features, config.k.max)
+            silhouette_data = fit_data
+            if fit_rows > config.elbow.silhouette_rows:
+                silhouette_data = fit_data.sample(config.elbow.silhouette_rows / fit_rows, seed=config.seed)
+
+        with stage("sweep"):
+            ks = list(range(config.k.min, config.k.max + 1))
+            elbow = sweep(spark, fit_data, silhouette_data, ks, config.elbow, config.seed, fit_rows)
+
+        with stage("select_k"):
+            selection = select_k(
+                ks, [p.wssse for p in elbow], [p.silhouette for p in elbow], fixed=config.k.fixed
+            )
+            log.info("chose k=%d by %s", selection.chosen_k, selection.method)
+
+        with stage("fit"):
+            # The sweep already fitted the chosen K on the same rows: its best seed is the model.
+            chosen = next(p for p in elbow if p.k == selection.chosen_k)
+            segments = segments_by_size(chosen.model, scaling, lambda z: name_segments(features, z))
+            model = segment_model(feature_model, chosen.model, segments, scaling)
+
         with stage("label"):
             labels = clean.transform(label_customers(model, id_col, features))
             (

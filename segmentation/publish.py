@@ -5,10 +5,17 @@ Until the swap nothing under OUTPUT changes, so a run that fails leaves the prev
 publish as it was. The swap is two renames (OUTPUT -> .NAME.previous-RUN, staging
 -> OUTPUT): atomic each on a local or HDFS file system. On object stores a rename
 is a copy; see the README for what that means.
+
+On a local file system a run holds an exclusive lock on ``.NAME.lock`` beside OUTPUT
+from start to end, so a second run on the same OUTPUT is refused at once; the
+kernel releases the lock when a run dies, even by SIGKILL. Holding it, a run
+clears what a killed run left beside OUTPUT (staging) and, if a run was killed
+between the two renames of its swap, puts the previous publish back first.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -91,14 +98,64 @@ class Publisher:
     output: str
     run_id: str
     fs: Any
+    lock_handle: Any = None
 
     @classmethod
     def for_output(cls, spark: SparkSession, output: str, run_id: str) -> "Publisher":
         output = output.rstrip("/")
         fs = _LocalFs() if is_local_path(output) else _HadoopFs(spark, output)
         publisher = cls(output, run_id, fs)
-        publisher.check_replaceable()
+        if publisher.is_local:
+            publisher.lock()
+        try:
+            if publisher.is_local:
+                publisher.recover()
+            publisher.check_replaceable()
+        except BaseException:
+            publisher.release()
+            raise
         return publisher
+
+    def lock(self) -> None:
+        """Takes ``.NAME.lock`` beside OUTPUT, or refuses: another run is publishing there."""
+        parent = local_path(self._beside("lock")).rpartition("/")[0] or "."
+        if not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+        handle = open(local_path(self._beside("lock")), "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise InputError(
+                f"another run is publishing to {self.output} ({holder}); "
+                "wait for it to finish or choose another --output"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"run {self.run_id}, pid {os.getpid()}\n")
+        handle.flush()
+        self.lock_handle = handle
+
+    def release(self) -> None:
+        if self.lock_handle is not None:
+            self.lock_handle.close()  # closing the file drops the flock
+            self.lock_handle = None
+
+    def recover(self) -> None:
+        """Undoes what killed runs left: restores a half-swapped publish, deletes stale staging."""
+        head, _, name = self.output.rpartition("/")
+        parent = head or "."
+        if not self.fs.exists(parent):
+            return
+        leftovers = sorted(n for n in self.fs.listdir(parent) if n.startswith(f".{name}."))
+        previous = [n for n in leftovers if n.startswith(f".{name}.previous-")]
+        if previous and not self.fs.exists(self.output):
+            self.fs.rename(f"{parent}/{previous[-1]}", self.output)
+        for entry in leftovers:
+            if ".staging-" in entry or ".previous-" in entry:
+                self.fs.delete(f"{parent}/{entry}")
 
     @property
     def staging(self) -> str:
@@ -145,9 +202,11 @@ class Publisher:
         self.fs.rename(self.staging, self.output)
         if had_previous:
             self.fs.delete(self.previous)
+        self.release()
 
     def abort(self) -> None:
         self.fs.delete(self.staging)
+        self.release()
 
     def _beside(self, suffix: str) -> str:
         head, _, name = self.output.rpartition("/")

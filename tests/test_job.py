@@ -136,7 +136,7 @@ def test_bad_input_writes_nothing(spark, customers_path, tmp_path, overrides, me
         return
     with pytest.raises(InputError, match=message):
         run_segmentation(spark, config)
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == [".out.lock"]  # beside OUTPUT: the lock, nothing else
 
 
 def test_nothing_left_after_cleaning_and_non_numeric_features(spark, tmp_path):
@@ -150,6 +150,7 @@ def test_nothing_left_after_cleaning_and_non_numeric_features(spark, tmp_path):
         run_segmentation(spark, small_config(**{"input.path": path, "input.features": "city",
                                                 "output.path": str(tmp_path / "o")}))
     assert not os.path.exists(tmp_path / "o")
+    assert not [n for n in os.listdir(tmp_path) if "staging" in n]
 
 
 def test_refuses_to_replace_a_directory_that_is_not_its_output(spark, customers_path, tmp_path):
@@ -183,3 +184,41 @@ def test_the_notebook_runs_on_a_published_output(run):
     )
     assert f"-> K = {manifest['chosen_k']}" in texts
     assert "image/png" in {k for c in notebook.cells for o in c.get("outputs", []) for k in o.get("data", {})}
+
+
+def test_scoring_the_runs_own_input_reproduces_its_labels(spark, customers_path, run, tmp_path):
+
+    from segmentation.config import InputConfig
+    from segmentation.score import score_customers
+
+    output, _ = run
+    scored_to = str(tmp_path / "scored")
+    manifest = score_customers(spark, os.path.join(output, "model"),
+                               InputConfig(path=customers_path), scored_to)
+    assert (manifest["input_rows"], manifest["labelled_rows"], manifest["dropped_rows"]) == (6000, 6000, 0)
+    assert sorted(n for n in os.listdir(scored_to)) == ["_SUCCESS", "labels", "manifest.json"]
+    scored = spark.read.parquet(os.path.join(scored_to, "labels"))
+    published = spark.read.parquet(os.path.join(output, "labels"))
+    assert scored.columns == published.columns
+    assert_df_equality(scored, published, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_scoring_checks_the_input_against_the_models_features(spark, customers_path, run, tmp_path):
+    from pyspark.sql import functions as F
+
+    from segmentation.config import InputConfig
+    from segmentation.score import score_customers
+
+    output, _ = run
+    wrong = str(tmp_path / "wrong")
+    spark.read.parquet(customers_path).withColumn("spending", F.lit("lots")) \
+        .write.parquet(wrong)
+    with pytest.raises(InputError, match=r"feature 'spending' is not numeric \(type string\)"):
+        score_customers(spark, os.path.join(output, "model"), InputConfig(path=wrong), str(tmp_path / "o"))
+    missing = str(tmp_path / "missing")
+    spark.read.parquet(customers_path).drop("age").write.parquet(missing)
+    with pytest.raises(InputError, match="column 'age' not found in the input"):
+        score_customers(spark, os.path.join(output, "model"), InputConfig(path=missing), str(tmp_path / "o"))
+    with pytest.raises(InputError, match="no saved model at"):
+        score_customers(spark, str(tmp_path / "nomodel"), InputConfig(path=missing), str(tmp_path / "o"))
+    assert not os.path.exists(tmp_path / "o")

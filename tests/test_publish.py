@@ -25,11 +25,11 @@ def test_commit_swaps_in_a_complete_output_and_leaves_nothing_beside_it(tmp_path
     second = publish(output, "run2", "second")
     # Until the commit, the first publish is untouched and the second lives beside it.
     assert (output / "labels" / "part-0").read_text() == "first"
-    assert sorted(os.listdir(tmp_path)) == [".segments.staging-run2", "segments"]
+    assert sorted(os.listdir(tmp_path)) == [".segments.lock", ".segments.staging-run2", "segments"]
     second.commit({"run_id": "run2"})
     assert (output / "labels" / "part-0").read_text() == "second"
     assert json.loads((output / "manifest.json").read_text()) == {"run_id": "run2"}
-    assert os.listdir(tmp_path) == ["segments"]
+    assert sorted(os.listdir(tmp_path)) == [".segments.lock", "segments"]
 
 
 def test_abort_removes_staging_and_keeps_the_last_publish(tmp_path):
@@ -37,7 +37,7 @@ def test_abort_removes_staging_and_keeps_the_last_publish(tmp_path):
     publish(output, "run1", "first").commit({"run_id": "run1"})
     publish(output, "run2", "second").abort()
     assert (output / "labels" / "part-0").read_text() == "first"
-    assert os.listdir(tmp_path) == ["segments"]
+    assert sorted(os.listdir(tmp_path)) == [".segments.lock", "segments"]
 
 
 def test_a_directory_that_is_not_an_output_is_never_replaced(tmp_path):
@@ -47,3 +47,25 @@ def test_a_directory_that_is_not_an_output_is_never_replaced(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     Publisher.for_output(None, str(empty), "run1")  # an empty directory may be filled
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp_path):
+    output = tmp_path / "segments"
+    first = publish(output, "run1", "first")
+    with pytest.raises(InputError, match=r"another run is publishing to .*segments \(run run1, pid \d+\)"):
+        Publisher.for_output(None, str(output), "run2")
+    first.commit({"run_id": "run1"})
+    publish(output, "run3", "third").commit({"run_id": "run3"})  # free again once committed
+
+
+def test_leftovers_of_a_killed_run_are_cleared_and_a_half_swap_is_undone(tmp_path):
+    output = tmp_path / "segments"
+    publish(output, "run1", "first").commit({"run_id": "run1"})
+    # A run killed after its first rename: OUTPUT is gone, the last publish waits beside it.
+    os.rename(output, tmp_path / ".segments.previous-run2")
+    os.makedirs(tmp_path / ".segments.staging-run2" / "labels")
+    os.makedirs(tmp_path / ".segments.staging-run0")
+    publisher = Publisher.for_output(None, str(output), "run3")
+    assert (output / "labels" / "part-0").read_text() == "first"
+    assert sorted(os.listdir(tmp_path)) == [".segments.lock", "segments"]
+    publisher.abort()

@@ -1,0 +1,68 @@
+"""Label new customers with a saved segment model.
+
+    ./spark-submit.sh jobs/score.py --model OUTPUT/model --input PATH --output PATH2 \
+        [--input-format parquet|csv|json|table] [--id-col NAME] [--config conf/local.yaml]
+
+Writes PATH2/labels/segment=<n>/ (the segment job's layout), PATH2/manifest.json and
+PATH2/_SUCCESS, published atomically. Exit codes as the segment job: 0, 2 (bad input,
+one ``error:`` line), 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+
+from segmentation.cli import Parser, report_error
+from segmentation.config import load_config
+from segmentation.errors import InputError
+from segmentation.logs import configure_logging
+
+log = logging.getLogger("score")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = Parser(prog="score.py", description="Label customers with a saved segment model.")
+    parser.add_argument("--model", required=True, help="the model/ directory of a segment run")
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--input-format", choices=["parquet", "csv", "json", "table"])
+    parser.add_argument("--id-col", help="default: the id column of the run that made the model")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--config", default=None, help="YAML config: Spark properties, CSV options")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging("score")
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        config = load_config(args.config)
+    except InputError as exc:
+        return report_error(exc)
+
+    from segmentation.score import run_id_col, score_customers
+    from segmentation.session import build_session
+
+    id_col = args.id_col or run_id_col(args.model) or config.input.id_col
+    input_cfg = replace(config.input, path=args.input, format=args.input_format or config.input.format,
+                        id_col=id_col)
+    spark = build_session(config)
+    try:
+        manifest = score_customers(spark, args.model, input_cfg, args.output,
+                                   config.output.max_rows_per_file)
+    except InputError as exc:
+        return report_error(exc)
+    except Exception:  # noqa: BLE001
+        log.exception("scoring failed")
+        return 1
+    finally:
+        spark.stop()
+    print(f"scored {manifest['labelled_rows']} customers into {args.output}/labels "
+          f"({manifest['dropped_rows']} dropped)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""What the entry points in jobs/ share: argument errors and bad input as one ``error:`` line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``error:`` line and exit 2, like every bad input."""
+
+    def error(self, message: str) -> None:
+        report_error(message)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def report_error(message: object) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT

@@ -1,0 +1,115 @@
+"""Scoring new customers with a saved segment model, in one pass over the input.
+
+The model (``OUTPUT/model`` of a segment run) carries the feature steps, the KMeans
+centroids and the run's segment numbers and names, so scoring is reading, dropping
+what cannot be scored, ``model.transform`` and a partitioned write, published as
+atomically as the segment job's outputs: ``PATH/labels/segment=<n>/``,
+``PATH/manifest.json`` and ``PATH/_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.errors import AnalysisException
+from pyspark.ml import PipelineModel
+from pyspark.sql import Observation, SparkSession
+from pyspark.sql import functions as F
+
+from segmentation.clean import REASON, keep_valid, with_drop_reason
+from segmentation.config import InputConfig
+from segmentation.errors import InputError
+from segmentation.label import SEGMENT, label_customers
+from segmentation.publish import Publisher
+from segmentation.read import is_local_path, local_path, read_customers, select_features
+
+log = logging.getLogger(__name__)
+
+
+def load_segment_model(path: str) -> PipelineModel:
+    if is_local_path(path) and not os.path.isdir(local_path(path)):
+        raise InputError(f"no saved model at {path}: give the model/ directory of a segment run")
+    try:
+        return PipelineModel.load(path)
+    except (AnalysisException, Exception) as exc:  # noqa: BLE001 - any load failure is a bad path
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot load a segment model from {path}: {first}") from None
+
+
+def model_features(model: PipelineModel) -> tuple[str, ...]:
+    """The feature columns the model's VectorAssembler reads, in order."""
+    return tuple(model.stages[0].getInputCols())
+
+
+def run_id_col(model_path: str) -> str | None:
+    """The id column of the run that made the model, from its manifest beside ``model/``."""
+    manifest = os.path.join(os.path.dirname(local_path(model_path).rstrip("/")), "manifest.json")
+    if is_local_path(model_path) and os.path.exists(manifest):
+        with open(manifest, encoding="utf-8") as handle:
+            return json.load(handle).get("id_col")
+    return None
+
+
+def score_customers(
+    spark: SparkSession,
+    model_path: str,
+    input_cfg: InputConfig,
+    output: str,
+    max_rows_per_file: int = 5_000_000,
+) -> dict[str, Any]:
+    """Labels the customers of ``input_cfg`` with the model at ``model_path``; returns the manifest."""
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    model = load_segment_model(model_path)
+    features = model_features(model)
+    cfg = replace(input_cfg, features=features)
+    publisher = Publisher.for_output(spark, output, run_id)
+    publisher.begin()
+    try:
+        customers = select_features(read_customers(spark, cfg), cfg.id_col, features)
+        reasoned = customers.transform(with_drop_reason(cfg.id_col, features))
+        # Counted while the labels are written: the input is read once.
+        counts = Observation("score_counts")
+        observed = reasoned.observe(
+            counts,
+            F.count(F.lit(1)).alias("input_rows"),
+            F.count(F.col(REASON)).alias("dropped_rows"),
+        )
+        labels = keep_valid(observed).transform(label_customers(model, cfg.id_col, features))
+        (
+            labels.write.option("maxRecordsPerFile", max_rows_per_file)
+            .partitionBy(SEGMENT)
+            .parquet(publisher.path("labels"))
+        )
+        metrics = counts.get
+        input_rows, dropped_rows = int(metrics["input_rows"]), int(metrics["dropped_rows"])
+        if input_rows == dropped_rows:
+            raise InputError(f"no rows of {cfg.path} could be scored: all {input_rows} have missing values")
+        manifest = {
+            "schema_version": 1,
+            "run_id": run_id,
+            "kind": "score",
+            "started_at": started_at,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "spark_version": spark.version,
+            "model": model_path,
+            "input": {"path": cfg.path, "format": cfg.format},
+            "id_col": cfg.id_col,
+            "features": list(features),
+            "input_rows": input_rows,
+            "labelled_rows": input_rows - dropped_rows,
+            "dropped_rows": dropped_rows,
+            "outputs": {"labels": f"{output}/labels"},
+        }
+        publisher.commit(manifest)
+    except BaseException:
+        publisher.abort()
+        raise
+    log.info("scored %d customers into %s", input_rows - dropped_rows, output)
+    return manifest
