@@ -102,3 +102,64 @@ def test_bad_input_exits_2_with_one_error_line_and_keeps_the_last_publish(publis
     assert "Traceback" not in result.stderr
     assert digest(output) == before
     assert not [n for n in os.listdir(os.path.dirname(output)) if ".staging-" in n]
+
+
+def test_score_job_labels_new_customers_like_the_run_did(published, tmp_path):
+    data, output, _ = published
+    scored_to = str(tmp_path / "scored")
+    result = submit("jobs/score.py", "--model", f"{output}/model", "--input", data, "--output", scored_to)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "scored 20000 customers" in result.stdout
+    key = ["customer_id", "segment", "segment_name"]
+    scored = pd.read_parquet(os.path.join(scored_to, "labels"))[key].sort_values("customer_id")
+    labels = pd.read_parquet(os.path.join(output, "labels"))[key].sort_values("customer_id")
+    assert scored.astype(str).values.tolist() == labels.astype(str).values.tolist()
+    bad = submit("jobs/score.py", "--model", f"{output}/model", "--input", str(ROOT / "conf"),
+                 "--input-format", "csv", "--output", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert [l for l in bad.stderr.splitlines() if l.startswith("error:")][0].startswith(
+        "error: column 'customer_id' not found in the input")
+
+
+@pytest.mark.parametrize("signal_name, after", [
+    ("SIGKILL", "stage sweep ..."),
+    ("SIGKILL", "stage label ..."),
+    ("SIGTERM", "stage profile ..."),
+    ("SIGKILL", "stage report ..."),
+])
+def test_a_killed_run_leaves_the_last_publish_byte_identical(published, signal_name, after):
+    import signal
+    import time
+
+    data, output, _ = published
+    before = digest(output)
+    env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
+               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g")
+    process = subprocess.Popen(
+        [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", data, "--output", output,
+         "--k-max", "6", "--set", "elbow.seeds_per_k=1"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    seen, deadline = [], time.monotonic() + 300
+    try:
+        for line in process.stderr:
+            seen.append(line)
+            if after in line or time.monotonic() > deadline:
+                break
+    finally:
+        os.killpg(process.pid, getattr(signal, signal_name))
+        process.wait(timeout=60)
+    assert any(after in line for line in seen), "".join(seen[-20:])
+    assert digest(output) == before
+    assert json.load(open(os.path.join(output, "manifest.json")))["labelled_rows"] == 20000
+
+
+def test_the_run_after_a_kill_clears_its_leftovers(published):
+    data, output, _ = published
+    parent = os.path.dirname(output)
+    os.makedirs(os.path.join(parent, ".segments.staging-killed", "labels"), exist_ok=True)
+    result = submit("jobs/segment.py", "--input", data, "--output", output, "--k-max", "6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not [n for n in os.listdir(parent) if ".staging-" in n or ".previous-" in n]
+    assert json.load(open(os.path.join(output, "manifest.json")))["chosen_k"] == 4

@@ -222,3 +222,21 @@ def test_scoring_checks_the_input_against_the_models_features(spark, customers_p
     with pytest.raises(InputError, match="no saved model at"):
         score_customers(spark, str(tmp_path / "nomodel"), InputConfig(path=missing), str(tmp_path / "o"))
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_same_input_in_one_file_or_eight_gives_the_same_labels_and_profiles(spark, customers_path, tmp_path):
+    from chispa import assert_approx_df_equality
+
+    source = spark.read.parquet(customers_path)
+    results = {}
+    for files in (1, 8):
+        path = str(tmp_path / f"in{files}")
+        source.repartition(files).write.parquet(path)
+        output = str(tmp_path / f"out{files}")
+        run_segmentation(spark, small_config(**{"input.path": path, "output.path": output, "k.max": 6}))
+        results[files] = (
+            spark.read.parquet(os.path.join(output, "labels")),
+            spark.read.parquet(os.path.join(output, "profiles")),
+        )
+    assert_approx_df_equality(results[1][0], results[8][0], precision=1e-9, ignore_row_order=True)
+    assert_approx_df_equality(results[1][1], results[8][1], precision=1e-9, ignore_row_order=True)
