@@ -45,3 +45,37 @@ def count_by_reason(reasoned: DataFrame) -> tuple[int, dict[str, int]]:
 
 def keep_valid(reasoned: DataFrame) -> DataFrame:
     return reasoned.where(F.col(REASON).isNull()).drop(REASON)
+
+
+def count_duplicate_ids(clean: DataFrame, id_col: str) -> tuple[int, int, list]:
+    """One pass: (rows beyond the first of their id, ids that repeat, up to 3 such ids)."""
+    per_id = clean.groupBy(F.col(f"`{id_col}`").alias("id")).agg(F.count(F.lit(1)).alias("n"))
+    repeated = per_id.where(F.col("n") > 1)
+    summary = repeated.agg(
+        F.coalesce(F.sum(F.col("n") - 1), F.lit(0)).alias("extra"),
+        F.count(F.lit(1)).alias("ids"),
+        F.slice(F.sort_array(F.collect_list(F.col("id").cast("string"))), 1, 3).alias("examples"),
+    ).first()
+    return int(summary["extra"]), int(summary["ids"]), list(summary["examples"] or [])
+
+
+def one_row_per_id(id_col: str, features: tuple[str, ...], policy: str):
+    """``df.transform(one_row_per_id(...))`` for the keep_first and aggregate policies.
+
+    keep_first keeps, of the rows of one id, the first in the order of its feature
+    values (so the choice does not depend on how the input is split into files);
+    aggregate averages each feature over the id's rows.
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        customer = F.col(f"`{id_col}`")
+        if policy == "keep_first":
+            first = F.min(F.struct(*[F.col(f"`{f}`") for f in features])).alias("first")
+            return df.groupBy(customer).agg(first).select(
+                customer, *[F.col("first").getField(f).alias(f) for f in features]
+            )
+        if policy == "aggregate":
+            return df.groupBy(customer).agg(*[F.avg(F.col(f"`{f}`")).alias(f) for f in features])
+        raise ValueError(f"no transformation for duplicate id policy {policy!r}")
+
+    return transform

@@ -20,6 +20,7 @@ import yaml
 from segmentation.errors import InputError
 
 INPUT_FORMATS = ("parquet", "csv", "json", "table")
+DUPLICATE_POLICIES = ("fail", "keep_first", "aggregate")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class InputConfig:
     format: str = "parquet"
     id_col: str = "customer_id"
     features: tuple[str, ...] = ("age", "annual_income", "spending", "purchase_frequency")
+    # Several rows for one id: fail (the default), keep_first (by feature order) or aggregate (mean).
+    duplicate_ids: str = "fail"
     csv: CsvOptions = field(default_factory=CsvOptions)
 
 
@@ -158,6 +161,11 @@ def validate(config: JobConfig) -> None:
     if config.input.format not in INPUT_FORMATS:
         raise InputError(
             f"input.format must be one of {', '.join(INPUT_FORMATS)}, got {config.input.format!r}"
+        )
+    if config.input.duplicate_ids not in DUPLICATE_POLICIES:
+        raise InputError(
+            f"input.duplicate_ids must be one of {', '.join(DUPLICATE_POLICIES)}, "
+            f"got {config.input.duplicate_ids!r}"
         )
     if not config.input.features:
         raise InputError("input.features must name at least one column")

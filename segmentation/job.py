@@ -19,7 +19,13 @@ import pyspark
 from pyspark.sql import SparkSession
 
 from segmentation import report as report_step
-from segmentation.clean import count_by_reason, keep_valid, with_drop_reason
+from segmentation.clean import (
+    count_by_reason,
+    count_duplicate_ids,
+    keep_valid,
+    one_row_per_id,
+    with_drop_reason,
+)
 from segmentation.config import JobConfig
 from segmentation.elbow import sweep, sweep_data
 from segmentation.errors import InputError
@@ -55,6 +61,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             input_rows, dropped = count_by_reason(reasoned)
             clean = keep_valid(reasoned)
             clean_rows = input_rows - sum(dropped.values())
+            clean, clean_rows = _one_row_per_id(clean, clean_rows, config, dropped)
             log.info("read %d rows, dropped %d %s", input_rows, input_rows - clean_rows, dropped or "")
             if clean_rows == 0:
                 raise InputError(
@@ -168,6 +175,22 @@ ELBOW_SCHEMA = (
     "k INT, wssse DOUBLE, rows LONG, silhouette DOUBLE, sizes ARRAY<LONG>, "
     "iterations INT, seconds DOUBLE, chosen BOOLEAN"
 )
+
+
+def _one_row_per_id(clean, clean_rows: int, config: JobConfig, dropped: dict[str, int]):
+    """Applies ``input.duplicate_ids``; rows merged away are counted as ``duplicate id``."""
+    id_col, policy = config.input.id_col, config.input.duplicate_ids
+    extra, ids, examples = count_duplicate_ids(clean, id_col)
+    if extra == 0:
+        return clean, clean_rows
+    if policy == "fail":
+        raise InputError(
+            f"{ids} ids of {id_col!r} appear on more than one row ({extra} rows too many), "
+            f"e.g. {', '.join(map(repr, examples))}; set input.duplicate_ids to keep_first or aggregate"
+        )
+    dropped["duplicate id"] = extra
+    log.info("%s: %d rows merged into %d ids by duplicate_ids=%s", id_col, extra, ids, policy)
+    return clean.transform(one_row_per_id(id_col, config.input.features, policy)), clean_rows - extra
 
 
 def _check_enough_distinct(fit_data, features: tuple[str, ...], k_max: int) -> None:

@@ -240,3 +240,17 @@ def test_same_input_in_one_file_or_eight_gives_the_same_labels_and_profiles(spar
         )
     assert_approx_df_equality(results[1][0], results[8][0], precision=1e-9, ignore_row_order=True)
     assert_approx_df_equality(results[1][1], results[8][1], precision=1e-9, ignore_row_order=True)
+
+
+def test_duplicate_ids_fail_by_default_and_merge_by_policy(spark, tmp_path):
+    path = str(tmp_path / "dups")
+    rows = [(i % 50, float(i % 7), float(i % 11)) for i in range(60)]  # ids 0..9 appear twice
+    spark.createDataFrame(rows, "customer_id LONG, a DOUBLE, b DOUBLE").write.parquet(path)
+    base = {"input.path": path, "input.features": "a,b", "k.max": 7, "output.path": str(tmp_path / "o")}
+    with pytest.raises(InputError, match=r"10 ids of 'customer_id' appear on more than one row "
+                                         r"\(10 rows too many\), e.g. '0', '1', '2'; set input.duplicate_ids"):
+        run_segmentation(spark, small_config(**base))
+    assert not os.path.exists(tmp_path / "o")
+    manifest = run_segmentation(spark, small_config(**base, **{"input.duplicate_ids": "aggregate"}))
+    assert manifest["dropped_rows"] == {"duplicate id": 10}
+    assert (manifest["input_rows"], manifest["labelled_rows"]) == (60, 50)

@@ -92,3 +92,36 @@ def test_missing_empty_and_unreadable_inputs(spark, tmp_path):
     (not_parquet / "part-0.parquet").write_text("this is not parquet")
     with pytest.raises(Exception):
         read_customers(spark, InputConfig(path=str(not_parquet))).collect()
+
+
+DUPLICATES = [("a", 1.0, 5), ("a", 3.0, 1), ("b", 2.0, 2), ("c", 4.0, 4), ("c", 4.0, 8), ("c", 0.5, 9)]
+COLUMNS = "id STRING, `Annual Income (k$)` DOUBLE, `Spending Score (1-100)` INT"
+
+
+def test_duplicate_ids_are_counted_with_examples(spark):
+    from segmentation.clean import count_duplicate_ids
+
+    df = spark.createDataFrame(DUPLICATES, COLUMNS)
+    assert count_duplicate_ids(df, "id") == (3, 2, ["a", "c"])
+    assert count_duplicate_ids(df.where("id = 'b'"), "id") == (0, 0, [])
+
+
+def test_keep_first_and_aggregate_leave_one_row_per_id(spark):
+    from segmentation.clean import one_row_per_id
+
+    df = spark.createDataFrame(DUPLICATES, COLUMNS)
+    first = df.repartition(3).transform(one_row_per_id("id", FEATURES, "keep_first"))
+    assert_df_equality(
+        first,
+        spark.createDataFrame([("a", 1.0, 5), ("b", 2.0, 2), ("c", 0.5, 9)], COLUMNS),
+        ignore_row_order=True, ignore_nullable=True,
+    )
+    mean = df.transform(one_row_per_id("id", FEATURES, "aggregate"))
+    assert_df_equality(
+        mean,
+        spark.createDataFrame(
+            [("a", 2.0, 3.0), ("b", 2.0, 2.0), ("c", 8.5 / 3, 7.0)],
+            "id STRING, `Annual Income (k$)` DOUBLE, `Spending Score (1-100)` DOUBLE",
+        ),
+        ignore_row_order=True, ignore_nullable=True,
+    )
