@@ -35,7 +35,7 @@ from segmentation.label import label_customers, segment_model, segments_by_size
 from segmentation.naming import name_segments
 from segmentation.profile import profile_segments
 from segmentation.publish import Publisher
-from segmentation.read import read_customers, select_features
+from segmentation.read import read_customers, select_features, unreadable_file
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,10 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
 
         with stage("clean"):
             reasoned = customers.transform(with_drop_reason(id_col, features))
-            input_rows, dropped = count_by_reason(reasoned)
+            try:
+                input_rows, dropped = count_by_reason(reasoned)
+            except Exception as exc:  # the first pass over the input finds unreadable files
+                raise (unreadable_file(exc, config.input.format) or exc) from None
             clean = keep_valid(reasoned)
             clean_rows = input_rows - sum(dropped.values())
             clean, clean_rows = _one_row_per_id(clean, clean_rows, config, dropped)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlparse
 
 from pyspark.errors import AnalysisException
@@ -28,6 +29,11 @@ def read_customers(spark: SparkSession, cfg: InputConfig) -> DataFrame:
         return spark.read.format(cfg.format).load(cfg.path)
     except AnalysisException as exc:
         raise InputError(f"cannot read {cfg.format} input {cfg.path}: {_first_line(exc)}") from None
+    except Exception as exc:  # schema inference reads footers: a corrupt file can fail here
+        error = unreadable_file(exc, cfg.format)
+        if error is None:
+            raise
+        raise error from None
 
 
 def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
@@ -65,6 +71,17 @@ def select_features(df: DataFrame, id_col: str, features: tuple[str, ...]) -> Da
         F.col(_quoted(id_col)),
         *[F.col(_quoted(name)) for name in features],
     )
+
+
+_UNREADABLE = re.compile(r"\[FAILED_READ_FILE[.\w]*\] Encountered error while reading file (\S+?)\.(\s|$)")
+
+
+def unreadable_file(exc: BaseException, fmt: str) -> InputError | None:
+    """The input error for a Spark failure to read one input file (a corrupt Parquet file), or None."""
+    match = _UNREADABLE.search(str(exc))
+    if match is None:
+        return None
+    return InputError(f"cannot read input file {match.group(1)}: it is corrupt or not {fmt}")
 
 
 def is_local_path(path: str) -> bool:

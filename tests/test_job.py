@@ -254,3 +254,15 @@ def test_duplicate_ids_fail_by_default_and_merge_by_policy(spark, tmp_path):
     manifest = run_segmentation(spark, small_config(**base, **{"input.duplicate_ids": "aggregate"}))
     assert manifest["dropped_rows"] == {"duplicate id": 10}
     assert (manifest["input_rows"], manifest["labelled_rows"]) == (60, 50)
+
+
+def test_a_corrupt_parquet_file_among_good_ones_is_named(spark, customers_path, tmp_path):
+    import shutil
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(customers_path, corrupt)
+    victim = sorted(p for p in os.listdir(corrupt) if p.endswith(".parquet"))[1]
+    (corrupt / victim).write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match=rf"cannot read input file \S*{victim}: it is corrupt or not parquet"):
+        run_segmentation(spark, small_config(**{"input.path": str(corrupt), "output.path": str(tmp_path / "o")}))
+    assert not os.path.exists(tmp_path / "o")
