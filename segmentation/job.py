@@ -52,6 +52,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     publisher = Publisher.for_output(spark, config.output.path, run_id)
 
     publisher.begin()
+    fit_data = None
     try:
         with stage("read"):
             customers = select_features(read_customers(spark, config.input), id_col, features)
@@ -124,7 +125,6 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 publisher.path("elbow")
             )
             model.write().save(publisher.path("model"))
-            fit_data.unpersist()
 
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -168,6 +168,9 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     except BaseException:
         publisher.abort()
         raise
+    finally:
+        if fit_data is not None:
+            fit_data.unpersist()  # the sweep's cache, also when the run fails
     log.info("published %s (run %s)", config.output.path, run_id)
     return manifest
 
