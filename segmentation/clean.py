@@ -79,3 +79,34 @@ def one_row_per_id(id_col: str, features: tuple[str, ...], policy: str):
         raise ValueError(f"no transformation for duplicate id policy {policy!r}")
 
     return transform
+
+
+def is_invalid(name: str) -> Column:
+    """Null, NaN or infinite: a feature value that cannot be clustered."""
+    value = F.col(f"`{name}`")
+    return value.isNull() | F.isnan(value) | (F.abs(value) == float("inf"))
+
+
+def feature_medians(df: DataFrame, features: tuple[str, ...]) -> dict[str, float]:
+    """One pass: the approximate median of each feature over its valid values."""
+    row = df.select(
+        *[
+            F.percentile_approx(F.when(~is_invalid(f), F.col(f"`{f}`")), 0.5, 10_000).alias(f)
+            for f in features
+        ]
+    ).first()
+    return {f: row[f] for f in features}
+
+
+def impute(features: tuple[str, ...], medians: dict[str, float]):
+    """``df.transform(impute(...))``: invalid feature values replaced by the feature's median."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        types = {f.name: f.dataType for f in df.schema.fields}
+        replaced = {
+            f: F.when(is_invalid(f), F.lit(medians[f]).cast(types[f])).otherwise(F.col(f"`{f}`"))
+            for f in features
+        }
+        return df.withColumns(replaced)
+
+    return transform

@@ -21,6 +21,7 @@ from segmentation.errors import InputError
 
 INPUT_FORMATS = ("parquet", "csv", "json", "table")
 DUPLICATE_POLICIES = ("fail", "keep_first", "aggregate")
+INVALID_VALUE_POLICIES = ("drop", "impute_median", "fail")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class InputConfig:
     features: tuple[str, ...] = ("age", "annual_income", "spending", "purchase_frequency")
     # Several rows for one id: fail (the default), keep_first (by feature order) or aggregate (mean).
     duplicate_ids: str = "fail"
+    # A null, NaN or infinite feature value: drop the row (and count it), impute_median, or fail.
+    invalid_values: str = "drop"
     csv: CsvOptions = field(default_factory=CsvOptions)
 
 
@@ -166,6 +169,11 @@ def validate(config: JobConfig) -> None:
         raise InputError(
             f"input.duplicate_ids must be one of {', '.join(DUPLICATE_POLICIES)}, "
             f"got {config.input.duplicate_ids!r}"
+        )
+    if config.input.invalid_values not in INVALID_VALUE_POLICIES:
+        raise InputError(
+            f"input.invalid_values must be one of {', '.join(INVALID_VALUE_POLICIES)}, "
+            f"got {config.input.invalid_values!r}"
         )
     if not config.input.features:
         raise InputError("input.features must name at least one column")

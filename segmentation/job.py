@@ -17,10 +17,14 @@ from typing import Any, Iterator
 
 import pyspark
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from segmentation import report as report_step
 from segmentation.clean import (
+    REASON,
     count_by_reason,
+    feature_medians,
+    impute,
     count_duplicate_ids,
     keep_valid,
     one_row_per_id,
@@ -63,7 +67,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 input_rows, dropped = count_by_reason(reasoned)
             except Exception as exc:  # the first pass over the input finds unreadable files
                 raise (unreadable_file(exc, config.input.format) or exc) from None
-            clean = keep_valid(reasoned)
+            clean, dropped, imputed = _apply_invalid_values(reasoned, dropped, config)
             clean_rows = input_rows - sum(dropped.values())
             clean, clean_rows = _one_row_per_id(clean, clean_rows, config, dropped)
             log.info("read %d rows, dropped %d %s", input_rows, input_rows - clean_rows, dropped or "")
@@ -142,6 +146,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             "input_rows": input_rows,
             "labelled_rows": labelled_rows,
             "dropped_rows": dropped,
+            "imputed": imputed,
             "fit_rows": fit_rows,
             "chosen_k": selection.chosen_k,
             "k_selection": selection.to_dict(),
@@ -181,6 +186,35 @@ ELBOW_SCHEMA = (
     "k INT, wssse DOUBLE, rows LONG, silhouette DOUBLE, sizes ARRAY<LONG>, "
     "iterations INT, seconds DOUBLE, chosen BOOLEAN"
 )
+
+
+def _apply_invalid_values(reasoned, dropped: dict[str, int], config: JobConfig):
+    """Applies ``input.invalid_values`` to rows with a null, NaN or infinite feature.
+
+    Returns (clean rows, reason -> rows dropped, imputation facts for the manifest).
+    Rows with a null id are always dropped.
+    """
+    id_reason = f"null {config.input.id_col}"
+    feature_reasons = {r: n for r, n in dropped.items() if r != id_reason}
+    policy = config.input.invalid_values
+    if policy == "drop" or not feature_reasons:
+        return keep_valid(reasoned), dropped, {}
+    if policy == "fail":
+        listed = ", ".join(f"{r}: {n}" for r, n in feature_reasons.items())
+        raise InputError(
+            f"{sum(feature_reasons.values())} rows of {config.input.path} have invalid feature values "
+            f"({listed}); set input.invalid_values to drop or impute_median"
+        )
+    features = config.input.features
+    with_id = reasoned.where(F.col(REASON).isNull() | (F.col(REASON) != id_reason)).drop(REASON)
+    medians = feature_medians(with_id, features)
+    missing = [f for f, m in medians.items() if m is None]
+    if missing:
+        raise InputError(f"feature {missing[0]!r} has no valid value to take a median of")
+    kept = {r: n for r, n in dropped.items() if r == id_reason}
+    return with_id.transform(impute(features, medians)), kept, {
+        "policy": policy, "rows_by_first_reason": feature_reasons, "medians": medians
+    }
 
 
 def _one_row_per_id(clean, clean_rows: int, config: JobConfig, dropped: dict[str, int]):

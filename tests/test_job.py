@@ -93,6 +93,8 @@ def test_consumers_read_the_labels_with_pandas_and_pyarrow(run):
     labels = pd.read_parquet(os.path.join(output, "labels"))
     assert len(labels) == 6000 and sorted(labels["segment"].astype(int).unique()) == [0, 1, 2, 3, 4]
     dataset = ds.dataset(os.path.join(output, "labels"), format="parquet", partitioning="hive")
+    fragments = list(dataset.get_fragments(filter=ds.field("segment") == 3))
+    assert fragments and all("/segment=3/" in f.path for f in fragments)  # partition pruning
     one = dataset.to_table(filter=ds.field("segment") == 3)
     assert set(one.column("segment").to_pylist()) == {3}
     assert 0 < one.num_rows < 6000
@@ -266,3 +268,32 @@ def test_a_corrupt_parquet_file_among_good_ones_is_named(spark, customers_path, 
     with pytest.raises(InputError, match=rf"cannot read input file \S*{victim}: it is corrupt or not parquet"):
         run_segmentation(spark, small_config(**{"input.path": str(corrupt), "output.path": str(tmp_path / "o")}))
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_invalid_values_policy_drop_fail_or_impute(spark, tmp_path):
+    import math
+
+    path = str(tmp_path / "gaps")
+    rows = [(i, float(i % 9), float(i % 13)) for i in range(1, 80)]
+    rows += [(100, math.nan, 1.0), (101, 2.0, None), (102, math.inf, 3.0), (None, 1.0, 1.0)]
+    spark.createDataFrame(rows, "customer_id LONG, a DOUBLE, b DOUBLE").write.parquet(path)
+    base = {"input.path": path, "input.features": "a,b", "k.max": 7}
+
+    dropped = run_segmentation(spark, small_config(**base, **{"output.path": str(tmp_path / "d")}))
+    assert dropped["dropped_rows"] == {"NaN a": 1, "infinite a": 1, "null b": 1, "null customer_id": 1}
+    assert dropped["labelled_rows"] == 79
+
+    with pytest.raises(InputError, match=r"3 rows of .* have invalid feature values \(NaN a: 1, infinite a: 1, "
+                                         r"null b: 1\); set input.invalid_values"):
+        run_segmentation(spark, small_config(**base, **{"input.invalid_values": "fail",
+                                                        "output.path": str(tmp_path / "f")}))
+    assert not os.path.exists(tmp_path / "f")
+
+    imputed = run_segmentation(spark, small_config(**base, **{"input.invalid_values": "impute_median",
+                                                              "output.path": str(tmp_path / "i")}))
+    assert imputed["dropped_rows"] == {"null customer_id": 1}
+    assert imputed["labelled_rows"] == 82
+    assert imputed["imputed"]["rows_by_first_reason"] == {"NaN a": 1, "infinite a": 1, "null b": 1}
+    labels = pd.read_parquet(os.path.join(tmp_path / "i", "labels")).set_index("customer_id")
+    assert labels.loc[100, "a"] == imputed["imputed"]["medians"]["a"]
+    assert labels.loc[101, "b"] == imputed["imputed"]["medians"]["b"]

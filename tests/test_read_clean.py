@@ -125,3 +125,17 @@ def test_keep_first_and_aggregate_leave_one_row_per_id(spark):
         ),
         ignore_row_order=True, ignore_nullable=True,
     )
+
+
+def test_invalid_values_are_imputed_with_the_median_of_the_valid_ones(spark):
+    from segmentation.clean import feature_medians, impute
+
+    rows = [("a", 1.0, 10), ("b", math.nan, 20), ("c", 3.0, None), ("d", math.inf, 40), ("e", 5.0, 30)]
+    df = spark.createDataFrame(rows, COLUMNS)
+    medians = feature_medians(df, FEATURES)
+    assert medians == {"Annual Income (k$)": 3.0, "Spending Score (1-100)": 20}
+    expected = spark.createDataFrame(
+        [("a", 1.0, 10), ("b", 3.0, 20), ("c", 3.0, 20), ("d", 3.0, 40), ("e", 5.0, 30)], COLUMNS
+    )
+    assert_df_equality(df.transform(impute(FEATURES, medians)), expected,
+                       ignore_row_order=True, ignore_nullable=True)
