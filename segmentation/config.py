@@ -22,6 +22,7 @@ from segmentation.errors import InputError
 INPUT_FORMATS = ("parquet", "csv", "json", "table")
 DUPLICATE_POLICIES = ("fail", "keep_first", "aggregate")
 INVALID_VALUE_POLICIES = ("drop", "impute_median", "fail")
+ZERO_VARIANCE_POLICIES = ("error", "drop")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class InputConfig:
     duplicate_ids: str = "fail"
     # A null, NaN or infinite feature value: drop the row (and count it), impute_median, or fail.
     invalid_values: str = "drop"
+    # A feature with one value in every row: error, or drop it with a warning.
+    zero_variance: str = "error"
     csv: CsvOptions = field(default_factory=CsvOptions)
 
 
@@ -174,6 +177,11 @@ def validate(config: JobConfig) -> None:
         raise InputError(
             f"input.invalid_values must be one of {', '.join(INVALID_VALUE_POLICIES)}, "
             f"got {config.input.invalid_values!r}"
+        )
+    if config.input.zero_variance not in ZERO_VARIANCE_POLICIES:
+        raise InputError(
+            f"input.zero_variance must be one of {', '.join(ZERO_VARIANCE_POLICIES)}, "
+            f"got {config.input.zero_variance!r}"
         )
     if not config.input.features:
         raise InputError("input.features must name at least one column")

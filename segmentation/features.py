@@ -6,6 +6,7 @@ new customers applies exactly the same scaling.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -13,6 +14,8 @@ from pyspark.ml.feature import StandardScaler, VectorAssembler
 from pyspark.sql import DataFrame
 
 from segmentation.errors import InputError
+
+log = logging.getLogger(__name__)
 
 RAW_VECTOR = "features"
 SCALED_VECTOR = "scaled_features"
@@ -47,17 +50,31 @@ def feature_pipeline(features: tuple[str, ...]) -> Pipeline:
     )
 
 
-def fit_features(clean: DataFrame, features: tuple[str, ...]) -> tuple[PipelineModel, Scaling]:
-    """Fits assembler and scaler (one pass); a feature with zero variance is an input error."""
+def fit_features(
+    clean: DataFrame, features: tuple[str, ...], zero_variance: str = "error"
+) -> tuple[PipelineModel, Scaling]:
+    """Fits assembler and scaler (one pass).
+
+    A feature with zero variance (one value in every row) carries no information and
+    cannot be scaled: an input error, or with ``zero_variance="drop"`` it is left out
+    with a warning and the steps are fitted again on the others (``Scaling.features``
+    says which remain).
+    """
     model = feature_pipeline(features).fit(clean)
     scaler = model.stages[-1]
     scaling = Scaling(
         features, tuple(map(float, scaler.mean.toArray())), tuple(map(float, scaler.std.toArray()))
     )
     constant = [name for name, s in zip(features, scaling.std) if s == 0.0]
-    if constant:
+    if not constant:
+        return model, scaling
+    if zero_variance != "drop":
         raise InputError(
             f"feature {constant[0]!r} has zero variance (the same value in every row); "
-            "remove it from --features"
+            "remove it from --features or set input.zero_variance to drop"
         )
-    return model, scaling
+    kept = tuple(f for f in features if f not in constant)
+    if not kept:
+        raise InputError(f"every feature has zero variance: {', '.join(features)}")
+    log.warning("dropping features with zero variance: %s", ", ".join(constant))
+    return fit_features(clean, kept, zero_variance)

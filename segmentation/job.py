@@ -77,7 +77,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 )
 
         with stage("features"):
-            feature_model, scaling = fit_features(clean, features)
+            feature_model, scaling = fit_features(clean, features, config.input.zero_variance)
+            features = scaling.features  # without any zero-variance feature dropped by policy
 
         with stage("sample"):
             scaled = feature_model.transform(clean)
@@ -142,6 +143,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             "input": {"path": config.input.path, "format": config.input.format},
             "id_col": id_col,
             "features": list(features),
+            "dropped_features": [f for f in config.input.features if f not in features],
             "scaling": scaling.to_dict(),
             "input_rows": input_rows,
             "labelled_rows": labelled_rows,

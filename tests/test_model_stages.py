@@ -127,3 +127,15 @@ def test_bumps_flag_the_k_stuck_in_a_poor_local_minimum():
     assert bumps(_curve([100.0, 60.0, 40.0, 45.0, 30.0])) == [5]  # not even falling
     # Small wiggles of a healthy curve are left alone.
     assert bumps(_curve([492114, 267860, 157776, 62006, 52395, 49421, 45243, 40328, 39682])) == []
+
+
+def test_zero_variance_feature_is_dropped_with_a_warning_by_policy(spark, caplog):
+    df = spark.createDataFrame([(1, 5.0, 1.0), (2, 5.0, 2.0), (3, 5.0, 4.0)],
+                               "customer_id LONG, income DOUBLE, spending DOUBLE")
+    model, scaling = fit_features(df, FEATURES, zero_variance="drop")
+    assert scaling.features == ("spending",)
+    assert model.stages[0].getInputCols() == ["spending"]
+    assert "dropping features with zero variance: income" in caplog.text
+    constant = spark.createDataFrame([(1, 5.0, 1.0), (2, 5.0, 1.0)], "customer_id LONG, income DOUBLE, spending DOUBLE")
+    with pytest.raises(InputError, match="every feature has zero variance"):
+        fit_features(constant, FEATURES, zero_variance="drop")
