@@ -121,7 +121,10 @@ class Publisher:
         parent = local_path(self._beside("lock")).rpartition("/")[0] or "."
         if not os.path.isdir(parent):
             os.makedirs(parent, exist_ok=True)
-        handle = open(local_path(self._beside("lock")), "a+", encoding="utf-8")
+        try:
+            handle = open(local_path(self._beside("lock")), "a+", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write beside the output {self.output}: {exc.strerror} ({parent})") from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -184,8 +187,12 @@ class Publisher:
             )
 
     def begin(self) -> None:
-        self.fs.delete(self.staging)
-        self.fs.mkdirs(self.staging)
+        try:
+            self.fs.delete(self.staging)
+            self.fs.mkdirs(self.staging)
+        except OSError as exc:
+            self.release()
+            raise InputError(f"cannot write beside the output {self.output}: {exc.strerror}") from None
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         self.fs.write_text(self.path(MANIFEST), json.dumps(manifest, indent=2, default=str) + "\n")

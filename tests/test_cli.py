@@ -163,3 +163,21 @@ def test_the_run_after_a_kill_clears_its_leftovers(published):
     assert result.returncode == 0, result.stderr[-3000:]
     assert not [n for n in os.listdir(parent) if ".staging-" in n or ".previous-" in n]
     assert json.load(open(os.path.join(output, "manifest.json")))["chosen_k"] == 4
+
+
+def test_a_read_only_output_location_is_an_error_and_keeps_the_last_publish(published):
+    data, output, _ = published
+    parent = os.path.dirname(output)
+    before = digest(output)
+    # chattr +i stops root too, which plain permissions would not (the tests may run as root).
+    if subprocess.run(["chattr", "+i", parent], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        result = submit("jobs/segment.py", "--input", data, "--output", output, "--k-max", "6")
+    finally:
+        subprocess.run(["chattr", "-i", parent], check=True)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: cannot write beside the output {output}: Operation not permitted"), result.stderr[-2000:]
+    assert digest(output) == before
