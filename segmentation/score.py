@@ -17,7 +17,6 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from pyspark.errors import AnalysisException
 from pyspark.ml import PipelineModel
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
@@ -37,7 +36,7 @@ def load_segment_model(path: str) -> PipelineModel:
         raise InputError(f"no saved model at {path}: give the model/ directory of a segment run")
     try:
         return PipelineModel.load(path)
-    except (AnalysisException, Exception) as exc:  # noqa: BLE001 - any load failure is a bad path
+    except Exception as exc:  # noqa: BLE001 - any load failure means no usable model there
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"cannot load a segment model from {path}: {first}") from None
 
