@@ -164,25 +164,14 @@ def validate(config: JobConfig) -> None:
         raise InputError(f"k.min ({k.min}) must not exceed k.max ({k.max})")
     if k.fixed is not None and not (k.min <= k.fixed <= k.max):
         raise InputError(f"k.fixed ({k.fixed}) must lie within k.min..k.max ({k.min}..{k.max})")
-    if config.input.format not in INPUT_FORMATS:
-        raise InputError(
-            f"input.format must be one of {', '.join(INPUT_FORMATS)}, got {config.input.format!r}"
-        )
-    if config.input.duplicate_ids not in DUPLICATE_POLICIES:
-        raise InputError(
-            f"input.duplicate_ids must be one of {', '.join(DUPLICATE_POLICIES)}, "
-            f"got {config.input.duplicate_ids!r}"
-        )
-    if config.input.invalid_values not in INVALID_VALUE_POLICIES:
-        raise InputError(
-            f"input.invalid_values must be one of {', '.join(INVALID_VALUE_POLICIES)}, "
-            f"got {config.input.invalid_values!r}"
-        )
-    if config.input.zero_variance not in ZERO_VARIANCE_POLICIES:
-        raise InputError(
-            f"input.zero_variance must be one of {', '.join(ZERO_VARIANCE_POLICIES)}, "
-            f"got {config.input.zero_variance!r}"
-        )
+    for key, value, allowed in (
+        ("input.format", config.input.format, INPUT_FORMATS),
+        ("input.duplicate_ids", config.input.duplicate_ids, DUPLICATE_POLICIES),
+        ("input.invalid_values", config.input.invalid_values, INVALID_VALUE_POLICIES),
+        ("input.zero_variance", config.input.zero_variance, ZERO_VARIANCE_POLICIES),
+    ):
+        if value not in allowed:
+            raise InputError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
     if not config.input.features:
         raise InputError("input.features must name at least one column")
     duplicated = sorted({f for f in config.input.features if config.input.features.count(f) > 1})
