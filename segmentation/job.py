@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import pyspark
@@ -38,7 +36,7 @@ from segmentation.k_selection import select_k
 from segmentation.label import label_customers, segment_model, segments_by_size
 from segmentation.naming import name_segments
 from segmentation.profile import profile_segments
-from segmentation.publish import Publisher
+from segmentation.publish import Publisher, new_run_id, utc_now
 from segmentation.read import read_customers, select_features, unreadable_file
 
 log = logging.getLogger(__name__)
@@ -48,8 +46,8 @@ SCHEMA_VERSION = 1
 
 def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     """Runs the job and publishes its outputs to ``config.output.path``; returns the manifest."""
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
-    started_at = _now()
+    run_id = new_run_id()
+    started_at = utc_now()
     timings: dict[str, float] = {}
     stage = _stage_timer(timings)
     id_col, features = config.input.id_col, config.input.features
@@ -170,7 +168,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         elif config.report.enabled:
             log.warning("report skipped: the output %s is not on a local file system", config.output.path)
 
-        manifest["finished_at"] = _now()
+        manifest["finished_at"] = utc_now()
         publisher.commit(manifest)
     except BaseException:
         publisher.abort()
@@ -268,7 +266,3 @@ def _master(spark: SparkSession) -> str:
         return spark.sparkContext.master
     except Exception:  # noqa: BLE001 - Spark Connect
         return spark.conf.get("spark.master", "connect")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -19,6 +19,8 @@ import fcntl
 import json
 import os
 import shutil
+import uuid
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,16 @@ from pyspark.sql import SparkSession
 
 from segmentation.errors import InputError
 from segmentation.read import is_local_path, local_path
+
+def utc_now() -> str:
+    """The time of day for manifests: UTC, ISO 8601, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique across machines: ``20261123T120000Z-1a2b3c4d``."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
 
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.ml import PipelineModel
@@ -25,7 +23,7 @@ from segmentation.clean import REASON, keep_valid, with_drop_reason
 from segmentation.config import InputConfig
 from segmentation.errors import InputError
 from segmentation.label import SEGMENT, label_customers
-from segmentation.publish import Publisher
+from segmentation.publish import Publisher, new_run_id, utc_now
 from segmentation.read import is_local_path, local_path, read_customers, select_features
 
 log = logging.getLogger(__name__)
@@ -63,8 +61,8 @@ def score_customers(
     max_rows_per_file: int = 5_000_000,
 ) -> dict[str, Any]:
     """Labels the customers of ``input_cfg`` with the model at ``model_path``; returns the manifest."""
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run_id = new_run_id()
+    started_at = utc_now()
     model = load_segment_model(model_path)
     features = model_features(model)
     cfg = replace(input_cfg, features=features)
@@ -95,7 +93,7 @@ def score_customers(
             "run_id": run_id,
             "kind": "score",
             "started_at": started_at,
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished_at": utc_now(),
             "spark_version": spark.version,
             "model": model_path,
             "input": {"path": cfg.path, "format": cfg.format},
