@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -35,12 +37,47 @@ def with_drop_reason(id_col: str, features: tuple[str, ...]):
     return transform
 
 
-def count_by_reason(reasoned: DataFrame) -> tuple[int, dict[str, int]]:
-    """One pass: (input rows, {reason: rows dropped for it}), reasons sorted by name."""
-    counts = reasoned.groupBy(REASON).count().collect()
-    total = sum(row["count"] for row in counts)
-    dropped = {row[REASON]: row["count"] for row in counts if row[REASON] is not None}
-    return total, dict(sorted(dropped.items()))
+@dataclass(frozen=True)
+class RowCounts:
+    """What one pass over the input found: rows, drops by reason, and repeated ids."""
+
+    input_rows: int
+    dropped: dict[str, int]  # reason -> rows, sorted by reason
+    duplicate_rows: int  # valid rows beyond the first of their id
+    duplicate_ids: int  # ids with more than one valid row
+    duplicate_examples: list  # up to two such ids: the smallest and the largest
+
+
+def count_rows(reasoned: DataFrame, id_col: str) -> RowCounts:
+    """One pass (a scan and a shuffle by id): rows by drop reason, and duplicate ids among valid rows.
+
+    Counting per (id, reason) first puts every valid row of one id in one group, so the
+    duplicate check costs no second scan of the input.
+    """
+    customer = F.col(f"`{id_col}`").cast("string")
+    per_id = reasoned.groupBy(customer.alias("id"), F.col(REASON)).agg(F.count(F.lit(1)).alias("n"))
+    repeated = F.col(REASON).isNull() & (F.col("n") > 1)
+    counts = (
+        per_id.groupBy(REASON)
+        .agg(
+            F.sum("n").alias("rows"),
+            F.sum(F.when(repeated, F.col("n") - 1)).alias("extra"),
+            F.count(F.when(repeated, F.lit(1))).alias("ids"),
+            F.min(F.when(repeated, F.col("id"))).alias("first"),
+            F.max(F.when(repeated, F.col("id"))).alias("last"),
+        )
+        .collect()
+    )
+    dropped = {row[REASON]: int(row["rows"]) for row in counts if row[REASON] is not None}
+    valid = next((row for row in counts if row[REASON] is None), None)
+    examples = [] if valid is None or valid["first"] is None else sorted({valid["first"], valid["last"]})
+    return RowCounts(
+        input_rows=sum(int(row["rows"]) for row in counts),
+        dropped=dict(sorted(dropped.items())),
+        duplicate_rows=int(valid["extra"] or 0) if valid else 0,
+        duplicate_ids=int(valid["ids"]) if valid else 0,
+        duplicate_examples=examples,
+    )
 
 
 def keep_valid(reasoned: DataFrame) -> DataFrame:

@@ -63,38 +63,6 @@ class ElbowPoint:
         }
 
 
-def sweep_data(
-    scaled: DataFrame,
-    clean_rows: int,
-    id_col: str,
-    features: tuple[str, ...],
-    cfg: ElbowConfig,
-    seed: int,
-    partitions: int,
-) -> tuple[DataFrame, int]:
-    """The rows the sweep fits on: all, or a uniform sample of about ``cfg.sample_rows``.
-
-    The sample is drawn by a hash of the customer id and the rows are placed and
-    ordered by id, so the same customers give the same fits however the input is
-    split into files. Only the features and their scaled vector are kept, over
-    ``partitions`` partitions (one per core), cached once for every fit.
-    Returns (data, rows).
-    """
-    customer = F.col(f"`{id_col}`")
-    data = scaled
-    if cfg.sample_rows is not None and clean_rows > cfg.sample_rows:
-        buckets = 1 << 30
-        keep = int(buckets * cfg.sample_rows / clean_rows)
-        data = data.where(F.pmod(F.xxhash64(customer, F.lit(seed)), F.lit(buckets)) < keep)
-    data = (
-        data.repartition(partitions, customer)
-        .sortWithinPartitions(customer)
-        .select(*[F.col(f"`{f}`") for f in features], SCALED_VECTOR)
-        .cache()
-    )
-    return data, data.count()
-
-
 def kmeans(k: int, seed: int, cfg: ElbowConfig) -> KMeans:
     return KMeans(
         k=k,

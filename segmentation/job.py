@@ -1,6 +1,7 @@
 """The whole segmentation job, top-down in the order the data flows:
 
-read, clean, build features, sweep K, select K, fit, label, profile, publish, report.
+read, clean, sample, build features, sweep K, select K, fit, label, profile, publish,
+report.
 
 Each step is one call into its own module; this function only wires them and
 keeps the run's facts for the manifest.
@@ -20,16 +21,16 @@ from pyspark.sql import functions as F
 from segmentation import report as report_step
 from segmentation.clean import (
     REASON,
-    count_by_reason,
+    count_duplicate_ids,
+    count_rows,
     feature_medians,
     impute,
-    count_duplicate_ids,
     keep_valid,
     one_row_per_id,
     with_drop_reason,
 )
 from segmentation.config import JobConfig
-from segmentation.elbow import sweep, sweep_data
+from segmentation.elbow import sweep
 from segmentation.errors import InputError
 from segmentation.features import fit_features
 from segmentation.k_selection import select_k
@@ -38,6 +39,7 @@ from segmentation.naming import name_segments
 from segmentation.profile import profile_segments
 from segmentation.publish import Publisher, new_run_id, utc_now
 from segmentation.read import read_customers, select_features, unreadable_file
+from segmentation.sample import draw_fit_rows, scale_fit_rows
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     publisher = Publisher.for_output(spark, config.output.path, run_id)
 
     publisher.begin()
-    fit_data = None
+    sample = fit_data = None
     try:
         with stage("read"):
             customers = select_features(read_customers(spark, config.input), id_col, features)
@@ -62,27 +64,34 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         with stage("clean"):
             reasoned = customers.transform(with_drop_reason(id_col, features))
             try:
-                input_rows, dropped = count_by_reason(reasoned)
+                counts = count_rows(reasoned, id_col)
             except Exception as exc:  # the first pass over the input finds unreadable files
                 raise (unreadable_file(exc, config.input.format) or exc) from None
-            clean, dropped, imputed = _apply_invalid_values(reasoned, dropped, config)
+            input_rows = counts.input_rows
+            clean, dropped, imputed = _apply_invalid_values(reasoned, counts.dropped, config)
             clean_rows = input_rows - sum(dropped.values())
-            clean, clean_rows = _one_row_per_id(clean, clean_rows, config, dropped)
+            # Imputation keeps rows the pass counted as invalid: their ids are counted again.
+            duplicates = (
+                count_duplicate_ids(clean, id_col) if imputed
+                else (counts.duplicate_rows, counts.duplicate_ids, counts.duplicate_examples)
+            )
+            clean, clean_rows = _one_row_per_id(clean, clean_rows, config, dropped, duplicates)
             log.info("read %d rows, dropped %d %s", input_rows, input_rows - clean_rows, dropped or "")
             if clean_rows == 0:
                 raise InputError(
                     f"no rows left in {config.input.path} after dropping rows with missing values {dropped}"
                 )
 
-        with stage("features"):
-            feature_model, scaling = fit_features(clean, features, config.input.zero_variance)
-            features = scaling.features  # without any zero-variance feature dropped by policy
-
         with stage("sample"):
-            scaled = feature_model.transform(clean)
-            fit_data, fit_rows = sweep_data(
-                scaled, clean_rows, id_col, features, config.elbow, config.seed, _cores(spark)
+            sample, fit_rows = draw_fit_rows(
+                clean, clean_rows, id_col, features, config.elbow.sample_rows, config.seed, _cores(spark)
             )
+
+        with stage("features"):
+            # The scaler learns its means and deviations from the fit rows, like the model.
+            feature_model, scaling = fit_features(sample, features, config.input.zero_variance)
+            features = scaling.features  # without any zero-variance feature dropped by policy
+            fit_data = scale_fit_rows(feature_model, sample, features)
             _check_enough_distinct(fit_data, features, config.k.max)
             silhouette_data = fit_data
             if fit_rows > config.elbow.silhouette_rows:
@@ -116,11 +125,13 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             published = spark.read.parquet(publisher.path("labels"))
             profiles = profile_segments(spark, published, features, segments, clean_rows)
             profiles.coalesce(1).write.parquet(publisher.path("profiles"))
-            labelled_rows = int(
-                spark.read.parquet(publisher.path("profiles")).agg({"customers": "sum"}).first()[0]
-            )
+            totals = spark.read.parquet(publisher.path("profiles")).agg(
+                F.sum("customers").alias("customers"), F.sum("wssse").alias("wssse")
+            ).first()
+            labelled_rows = int(totals["customers"])
             if labelled_rows != clean_rows:  # an integrity check, not an input problem
                 raise RuntimeError(f"labelled {labelled_rows} rows but {clean_rows} were clean")
+            fit_quality = _fit_quality(chosen, fit_rows, float(totals["wssse"]), labelled_rows)
 
         with stage("publish"):
             elbow_rows = [p.to_row(selection.chosen_k) for p in elbow]
@@ -148,6 +159,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             "dropped_rows": dropped,
             "imputed": imputed,
             "fit_rows": fit_rows,
+            "fit_quality": fit_quality,
             "chosen_k": selection.chosen_k,
             "k_selection": selection.to_dict(),
             "elbow": elbow_rows,
@@ -174,8 +186,9 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         publisher.abort()
         raise
     finally:
-        if fit_data is not None:
-            fit_data.unpersist()  # the sweep's cache, also when the run fails
+        for cached in (sample, fit_data):  # the fit rows' caches, also when the run fails
+            if cached is not None:
+                cached.unpersist()
     log.info("published %s (run %s)", config.output.path, run_id)
     return manifest
 
@@ -217,10 +230,13 @@ def _apply_invalid_values(reasoned, dropped: dict[str, int], config: JobConfig):
     }
 
 
-def _one_row_per_id(clean, clean_rows: int, config: JobConfig, dropped: dict[str, int]):
-    """Applies ``input.duplicate_ids``; rows merged away are counted as ``duplicate id``."""
+def _one_row_per_id(clean, clean_rows: int, config: JobConfig, dropped: dict[str, int], duplicates):
+    """Applies ``input.duplicate_ids``; rows merged away are counted as ``duplicate id``.
+
+    ``duplicates`` is (rows beyond the first of their id, ids that repeat, example ids).
+    """
     id_col, policy = config.input.id_col, config.input.duplicate_ids
-    extra, ids, examples = count_duplicate_ids(clean, id_col)
+    extra, ids, examples = duplicates
     if extra == 0:
         return clean, clean_rows
     if policy == "fail":
@@ -231,6 +247,19 @@ def _one_row_per_id(clean, clean_rows: int, config: JobConfig, dropped: dict[str
     dropped["duplicate id"] = extra
     log.info("%s: %d rows merged into %d ids by duplicate_ids=%s", id_col, extra, ids, policy)
     return clean.transform(one_row_per_id(id_col, config.input.features, policy)), clean_rows - extra
+
+
+def _fit_quality(chosen, fit_rows: int, all_rows_wssse: float, all_rows: int) -> dict[str, Any]:
+    """How well the fit rows stood for all rows: the chosen model's WSSSE per row on each."""
+    on_sample = chosen.wssse / fit_rows
+    on_all = all_rows_wssse / all_rows
+    return {
+        "k": chosen.k,
+        "fit_rows": fit_rows,
+        "sample_wssse_per_row": on_sample,
+        "all_rows_wssse_per_row": on_all,
+        "relative_error": (on_sample - on_all) / on_all if on_all else 0.0,
+    }
 
 
 def _check_enough_distinct(fit_data, features: tuple[str, ...], k_max: int) -> None:

@@ -1,6 +1,7 @@
 """Stage 8, profile: one row per segment, in one aggregation pass over the labels.
 
-Columns: ``segment``, ``segment_name``, ``customers``, ``share``, then for every
+Columns: ``segment``, ``segment_name``, ``customers``, ``share``, ``wssse`` (the sum of
+the customers' squared distances to the centroid, in z-units), then for every
 feature F: ``F_mean``, ``F_min``, ``F_max``, ``F_median`` (approximate, relative
 error 1/10000) over the segment's customers, and ``F_centroid`` (original units)
 and ``F_centroid_z`` (z-units) of the model's centroid.
@@ -12,14 +13,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from segmentation.label import SEGMENT, SEGMENT_NAME, Segment
+from segmentation.label import DISTANCE, SEGMENT, SEGMENT_NAME, Segment
 
 MEDIAN_ACCURACY = 10_000
 STATISTICS = ("mean", "min", "max", "median", "centroid", "centroid_z")
 
 
 def profile_columns(features: tuple[str, ...]) -> list[str]:
-    return [SEGMENT, SEGMENT_NAME, "customers", "share"] + [
+    return [SEGMENT, SEGMENT_NAME, "customers", "share", "wssse"] + [
         f"{name}_{stat}" for name in features for stat in STATISTICS
     ]
 
@@ -28,7 +29,10 @@ def profile_segments(
     spark: SparkSession, labels: DataFrame, features: tuple[str, ...], segments: list[Segment], total: int
 ) -> DataFrame:
     """Aggregates ``labels`` by segment; ``total`` is the number of labelled customers."""
-    aggregates = [F.count(F.lit(1)).alias("customers")]
+    aggregates = [
+        F.count(F.lit(1)).alias("customers"),
+        F.sum(F.col(DISTANCE) * F.col(DISTANCE)).alias("wssse"),
+    ]
     for name in features:
         column = F.col(f"`{name}`").cast("double")
         aggregates += [
@@ -53,6 +57,7 @@ def profile_segments(
     return (
         centroids.join(observed, on=SEGMENT, how="left")
         .withColumn("customers", F.coalesce(F.col("customers"), F.lit(0).cast("long")))
+        .withColumn("wssse", F.coalesce(F.col("wssse"), F.lit(0.0)))
         .withColumn("share", F.col("customers") / F.lit(float(total)))
         .select(*[F.col(f"`{c}`") for c in profile_columns(features)])
         .orderBy(SEGMENT)

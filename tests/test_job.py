@@ -111,7 +111,7 @@ def test_mall_customers_give_the_five_known_segments(spark, tmp_path):
     assert manifest["chosen_k"] == 5
     profiles = pd.read_parquet(os.path.join(output, "profiles"))
     assert list(profiles["customers"]) == [81, 39, 35, 23, 22]
-    assert list(profiles.columns[4:7]) == ["Annual Income (k$)_mean", "Annual Income (k$)_min", "Annual Income (k$)_max"]
+    assert list(profiles.columns[5:8]) == ["Annual Income (k$)_mean", "Annual Income (k$)_min", "Annual Income (k$)_max"]
     by_name = profiles.set_index("segment_name")
     assert by_name.loc["Mainstream", "customers"] == 81
     assert by_name.loc["High-Value", "Annual Income (k$)_mean"] > 80
@@ -250,7 +250,7 @@ def test_duplicate_ids_fail_by_default_and_merge_by_policy(spark, tmp_path):
     spark.createDataFrame(rows, "customer_id LONG, a DOUBLE, b DOUBLE").write.parquet(path)
     base = {"input.path": path, "input.features": "a,b", "k.max": 7, "output.path": str(tmp_path / "o")}
     with pytest.raises(InputError, match=r"10 ids of 'customer_id' appear on more than one row "
-                                         r"\(10 rows too many\), e.g. '0', '1', '2'; set input.duplicate_ids"):
+                                         r"\(10 rows too many\), e.g. '0', '9'; set input.duplicate_ids"):
         run_segmentation(spark, small_config(**base))
     assert not os.path.exists(tmp_path / "o")
     manifest = run_segmentation(spark, small_config(**base, **{"input.duplicate_ids": "aggregate"}))

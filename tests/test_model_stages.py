@@ -8,9 +8,10 @@ from chispa import assert_approx_df_equality
 from pyspark.ml import PipelineModel
 
 from segmentation.config import ElbowConfig
-from segmentation.elbow import sweep, sweep_data
+from segmentation.elbow import sweep
 from segmentation.errors import InputError
 from segmentation.features import fit_features
+from segmentation.sample import draw_fit_rows, scale_fit_rows
 from segmentation.label import label_customers, segment_model, segments_by_size
 from segmentation.naming import name_segments
 from segmentation.profile import profile_columns, profile_segments
@@ -32,8 +33,8 @@ def tiny(spark):
 @pytest.fixture(scope="module")
 def fitted(spark, tiny):
     feature_model, scaling = fit_features(tiny, FEATURES)
-    data, rows = sweep_data(feature_model.transform(tiny), 9, "customer_id", FEATURES,
-                            ElbowConfig(), seed=1, partitions=2)
+    sample, rows = draw_fit_rows(tiny, 9, "customer_id", FEATURES, None, seed=1, partitions=2)
+    data = scale_fit_rows(feature_model, sample, FEATURES)
     points = sweep(spark, data, data, [2, 3, 4], ElbowConfig(seeds_per_k=2, parallelism=3), 1, rows)
     return feature_model, scaling, points
 

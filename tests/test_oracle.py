@@ -7,8 +7,9 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from segmentation.config import ElbowConfig
-from segmentation.elbow import PREDICTION, fit_seeds, sweep_data
+from segmentation.elbow import PREDICTION, fit_seeds
 from segmentation.features import fit_features
+from segmentation.sample import draw_fit_rows, scale_fit_rows
 
 FEATURES = ("x0", "x1", "x2")
 
@@ -19,7 +20,8 @@ def test_fixed_k_on_blobs_agrees_with_scikit_learn(spark):
     df = spark.createDataFrame(rows, "id LONG, x0 DOUBLE, x1 DOUBLE, x2 DOUBLE")
 
     feature_model, _ = fit_features(df, FEATURES)
-    data, n = sweep_data(feature_model.transform(df), 3000, "id", FEATURES, ElbowConfig(), 5, 2)
+    rows, n = draw_fit_rows(df, 3000, "id", FEATURES, ElbowConfig().sample_rows, 5, 2)
+    data = scale_fit_rows(feature_model, rows, FEATURES)
     point = fit_seeds(data, 4, ElbowConfig(seeds_per_k=2), seed=5, rows=n)
     labelled = point.model.transform(feature_model.transform(df)).select("id", PREDICTION).toPandas()
     spark_labels = labelled.sort_values("id")[PREDICTION].to_numpy()

@@ -6,7 +6,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
-from segmentation.clean import count_by_reason, keep_valid, with_drop_reason
+from segmentation.clean import count_rows, keep_valid, with_drop_reason
 from segmentation.config import CsvOptions, InputConfig
 from segmentation.errors import InputError
 from segmentation.read import read_customers, select_features
@@ -31,7 +31,8 @@ def test_clean_drops_and_counts_each_row_once_by_its_first_reason(spark):
         lambda d: select_features(d, "id", FEATURES)
     )
     reasoned = df.transform(with_drop_reason("id", FEATURES))
-    total, dropped = count_by_reason(reasoned)
+    counts = count_rows(reasoned, "id")
+    total, dropped = counts.input_rows, counts.dropped
     assert total == 7
     assert dropped == {
         "NaN Annual Income (k$)": 1,
@@ -104,6 +105,17 @@ def test_duplicate_ids_are_counted_with_examples(spark):
     df = spark.createDataFrame(DUPLICATES, COLUMNS)
     assert count_duplicate_ids(df, "id") == (3, 2, ["a", "c"])
     assert count_duplicate_ids(df.where("id = 'b'"), "id") == (0, 0, [])
+
+
+def test_one_pass_counts_duplicates_among_valid_rows_only(spark):
+    from segmentation.clean import count_rows, with_drop_reason
+
+    rows = DUPLICATES + [("b", None, 3), ("d", None, 1), ("d", 1.0, 1)]
+    features = ("Annual Income (k$)", "Spending Score (1-100)")
+    counts = count_rows(spark.createDataFrame(rows, COLUMNS).transform(with_drop_reason("id", features)), "id")
+    assert (counts.input_rows, counts.dropped) == (9, {"null Annual Income (k$)": 2})
+    # b and d each have one valid row: only a and c repeat.
+    assert (counts.duplicate_rows, counts.duplicate_ids, counts.duplicate_examples) == (3, 2, ["a", "c"])
 
 
 def test_keep_first_and_aggregate_leave_one_row_per_id(spark):
