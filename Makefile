@@ -7,8 +7,11 @@ STAMP  := $(VENV)/.installed
 DEMO_ROWS ?= 200000
 DEMO_DATA ?= data/demo_customers
 OUTPUT ?= output
+ROWS ?= 1000000
+REPEATS ?= 3
+SYSTEMS ?= job,sklearn,tutorial
 
-.PHONY: run test venv clean
+.PHONY: run test bench levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +30,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+# The job against scikit-learn and the tutorial spark.ml loop on ROWS synthetic customers;
+# replaces that size's section of BENCHMARKS.md (see benchmarks/run.py).
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/run.py --rows $(ROWS) --repeats $(REPEATS) --systems $(SYSTEMS)
+
+# The job's settings, one changed at a time, on ROWS customers (see benchmarks/levers.py).
+levers: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/levers.py --rows $(ROWS)
 
 clean:
 	rm -rf $(VENV) $(OUTPUT) data spark-warehouse .pytest_cache

@@ -54,7 +54,7 @@ def count_rows(reasoned: DataFrame, id_col: str) -> RowCounts:
     Counting per (id, reason) first puts every valid row of one id in one group, so the
     duplicate check costs no second scan of the input.
     """
-    customer = F.col(f"`{id_col}`").cast("string")
+    customer = F.col(f"`{id_col}`")  # grouped in its own type: a cast would slow the shuffle
     per_id = reasoned.groupBy(customer.alias("id"), F.col(REASON)).agg(F.count(F.lit(1)).alias("n"))
     repeated = F.col(REASON).isNull() & (F.col("n") > 1)
     counts = (
@@ -63,8 +63,8 @@ def count_rows(reasoned: DataFrame, id_col: str) -> RowCounts:
             F.sum("n").alias("rows"),
             F.sum(F.when(repeated, F.col("n") - 1)).alias("extra"),
             F.count(F.when(repeated, F.lit(1))).alias("ids"),
-            F.min(F.when(repeated, F.col("id"))).alias("first"),
-            F.max(F.when(repeated, F.col("id"))).alias("last"),
+            F.min(F.when(repeated, F.col("id"))).cast("string").alias("first"),
+            F.max(F.when(repeated, F.col("id"))).cast("string").alias("last"),
         )
         .collect()
     )

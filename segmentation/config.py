@@ -23,6 +23,7 @@ INPUT_FORMATS = ("parquet", "csv", "json", "table")
 DUPLICATE_POLICIES = ("fail", "keep_first", "aggregate")
 INVALID_VALUE_POLICIES = ("drop", "impute_median", "fail")
 ZERO_VARIANCE_POLICIES = ("error", "drop")
+INIT_MODES = ("k-means||", "random")
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,15 @@ class ElbowConfig:
     repair_rounds: int = 2
     max_iter: int = 40
     tol: float = 1e-4
-    # The sweep runs on a uniform sample of at most this many rows (null: all rows).
-    sample_rows: Optional[int] = 1_000_000
-    # The silhouette of each K is computed on at most this many rows of the sweep data.
-    silhouette_rows: int = 100_000
+    # KMeans initialisation: k-means|| (spark.ml's default) or random; init_steps is k-means||'s.
+    init_mode: str = "k-means||"
+    init_steps: int = 2
+    # The scaler, the sweep and the final model are fitted on a uniform sample of at most
+    # this many rows (null: all rows, all cached); every row is then labelled in one pass.
+    # Chosen by measurement: see BENCHMARKS.md, "Levers".
+    sample_rows: Optional[int] = 50_000
+    # The silhouette of each K is computed on at most this many rows of the fit rows.
+    silhouette_rows: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,7 @@ def validate(config: JobConfig) -> None:
         ("input.duplicate_ids", config.input.duplicate_ids, DUPLICATE_POLICIES),
         ("input.invalid_values", config.input.invalid_values, INVALID_VALUE_POLICIES),
         ("input.zero_variance", config.input.zero_variance, ZERO_VARIANCE_POLICIES),
+        ("elbow.init_mode", config.elbow.init_mode, INIT_MODES),
     ):
         if value not in allowed:
             raise InputError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
@@ -186,6 +193,7 @@ def validate(config: JobConfig) -> None:
         "elbow.parallelism": config.elbow.parallelism,
         "elbow.seeds_per_k": config.elbow.seeds_per_k,
         "elbow.max_iter": config.elbow.max_iter,
+        "elbow.init_steps": config.elbow.init_steps,
         "elbow.silhouette_rows": config.elbow.silhouette_rows,
         "output.max_rows_per_file": config.output.max_rows_per_file,
         "report.scatter_rows_per_segment": config.report.scatter_rows_per_segment,

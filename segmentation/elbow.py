@@ -71,7 +71,8 @@ def kmeans(k: int, seed: int, cfg: ElbowConfig) -> KMeans:
         tol=cfg.tol,
         featuresCol=SCALED_VECTOR,
         predictionCol=PREDICTION,
-        initMode="k-means||",
+        initMode=cfg.init_mode,
+        initSteps=cfg.init_steps,
     )
 
 
@@ -119,15 +120,18 @@ def bumps(points: list[ElbowPoint]) -> list[int]:
     return suspects
 
 
-def silhouette(model: KMeansModel, silhouette_data: DataFrame) -> Optional[float]:
-    """Squared-Euclidean silhouette of ``model`` on ``silhouette_data``; None if it has one cluster."""
-    predicted = model.transform(silhouette_data)
-    if predicted.select(PREDICTION).distinct().limit(2).count() < 2:
+def silhouette(point: ElbowPoint, silhouette_data: DataFrame) -> Optional[float]:
+    """Squared-Euclidean silhouette of the point's model on ``silhouette_data``.
+
+    None when the model has fewer than two non-empty clusters (known from its training
+    summary, so no pass is spent checking).
+    """
+    if sum(1 for size in point.sizes if size > 0) < 2:
         return None
     evaluator = ClusteringEvaluator(
         featuresCol=SCALED_VECTOR, predictionCol=PREDICTION, metricName="silhouette"
     )
-    return float(evaluator.evaluate(predicted))
+    return float(evaluator.evaluate(point.model.transform(silhouette_data)))
 
 
 def sweep(
@@ -165,7 +169,7 @@ def sweep(
         def with_silhouette(point: ElbowPoint) -> ElbowPoint:
             pools(f"elbow-k{point.k}")
             started = time.monotonic()
-            point.silhouette = silhouette(point.model, silhouette_data)
+            point.silhouette = silhouette(point, silhouette_data)
             point.seconds += time.monotonic() - started
             log.info(
                 "elbow k=%d wssse=%.6g silhouette=%s iterations=%d fits=%d seconds=%.1f",

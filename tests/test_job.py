@@ -8,6 +8,7 @@ import pyarrow.dataset as ds
 import pytest
 from chispa import assert_df_equality
 from pyspark.ml import PipelineModel
+from pyspark.sql import functions as F
 from sklearn.metrics import adjusted_rand_score
 
 from segmentation.errors import InputError
@@ -44,6 +45,9 @@ def test_the_output_contract(spark, customers_path, run):
         assert key in on_disk, key
     assert on_disk["k_selection"]["method"].startswith("two-line fit")
     assert set(on_disk["timings"]) >= {"read", "clean", "features", "sweep", "label", "profile", "publish"}
+    # Fitted on all 6000 rows: the labels' distances give back the model's own training cost.
+    quality = on_disk["fit_quality"]
+    assert quality["fit_rows"] == 6000 and abs(quality["relative_error"]) < 1e-9
 
     # Labels: Hive partitions, one per segment, every customer exactly once, with the planted grouping.
     partitions = sorted(n for n in os.listdir(os.path.join(output, "labels")) if n.startswith("segment="))
@@ -206,7 +210,6 @@ def test_scoring_the_runs_own_input_reproduces_its_labels(spark, customers_path,
 
 
 def test_scoring_checks_the_input_against_the_models_features(spark, customers_path, run, tmp_path):
-    from pyspark.sql import functions as F
 
     from segmentation.config import InputConfig
     from segmentation.score import score_customers
@@ -242,6 +245,23 @@ def test_same_input_in_one_file_or_eight_gives_the_same_labels_and_profiles(spar
         )
     assert_approx_df_equality(results[1][0], results[8][0], precision=1e-9, ignore_row_order=True)
     assert_approx_df_equality(results[1][1], results[8][1], precision=1e-9, ignore_row_order=True)
+
+
+def test_a_model_fitted_on_a_sample_labels_every_row(spark, customers_path, tmp_path):
+    output = str(tmp_path / "sampled")
+    config = small_config(**{"input.path": customers_path, "output.path": output,
+                             "elbow.sample_rows": 1500, "k.max": 7})
+    manifest = run_segmentation(spark, config)
+    assert 1200 < manifest["fit_rows"] < 1800  # drawn by a hash of the id: about 1500
+    assert {p["rows"] for p in manifest["elbow"]} == {manifest["fit_rows"]}
+    assert manifest["labelled_rows"] == 6000 and manifest["chosen_k"] == 5
+    # The sample's WSSSE per row stands for all rows' (the chosen K's model on both).
+    assert abs(manifest["fit_quality"]["relative_error"]) < 0.05
+    full = spark.read.parquet(customers_path)
+    for name, fitted in manifest["scaling"].items():  # the scaler learned from the sample
+        mean, std = full.agg(F.mean(name), F.stddev(name)).first()
+        assert fitted["mean"] == pytest.approx(mean, rel=0.05)
+        assert fitted["std"] == pytest.approx(std, rel=0.05)
 
 
 def test_duplicate_ids_fail_by_default_and_merge_by_policy(spark, tmp_path):

@@ -1,0 +1,354 @@
+"""The benchmark: the job against scikit-learn and the tutorial spark.ml loop, on one machine.
+
+    make bench ROWS=1000000 [REPEATS=3] [SYSTEMS=job,sklearn,tutorial]
+    python benchmarks/run.py --rows N [--repeats R] [--systems ...] [--markdown BENCHMARKS.md]
+
+Generates N synthetic customers once with jobs/generate.py (kept under
+benchmarks/data/), then runs every system REPEATS times, alternating their order,
+each as its own process tree. For each run it records the wall seconds and the
+peak resident memory of the whole tree (spark-submit, the driver's Python, the
+JVM, any Python workers), sampled every 0.1 s. Quality is compared with
+scikit-learn's best of 10 initialisations per K on the same rows (computed once
+per data set, not timed). The section for N rows in BENCHMARKS.md is replaced;
+the raw numbers go to benchmarks/results/N.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from segmentation.k_selection import select_k  # noqa: E402
+
+SYSTEMS = ("job", "sklearn", "tutorial")
+TITLES = {
+    "job": "the job (`jobs/segment.py`)",
+    "sklearn": "scikit-learn, one machine",
+    "tutorial": "tutorial spark.ml loop",
+}
+QUALITY_RUNS = 10
+QUALITY_TOLERANCE = 0.02
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--work", default=str(ROOT / "benchmarks" / "data"))
+    parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--job-args", default="", help="extra arguments for jobs/segment.py")
+    parser.add_argument("--no-quality", action="store_true", help="skip scikit-learn's best of 10")
+    args = parser.parse_args()
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        print(f"error: unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}", file=sys.stderr)
+        return 2
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data = generate(args.rows, work)
+    runs: dict[str, list[dict]] = {s: [] for s in systems}
+    for repeat in range(args.repeats):
+        order = systems[repeat % len(systems):] + systems[: repeat % len(systems)]
+        for system in order:
+            result = run_system(system, data, work, args.job_args.split())
+            runs[system].append(result)
+            print(f"{system} run {repeat + 1}: {result['seconds']:.1f} s, "
+                  f"peak {result['peak_rss_bytes'] / 2**30:.2f} GiB, k={result.get('chosen_k')}",
+                  flush=True)
+
+    quality = None
+    if not args.no_quality and args.rows <= 20_000_000:
+        quality = best_of_n(data, work, args.rows)
+    report = {"rows": args.rows, "machine": machine(), "runs": runs, "quality_reference": quality,
+              "job_args": args.job_args}
+    results = ROOT / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{args.rows}.json").write_text(json.dumps(report, indent=1))
+    write_markdown(Path(args.markdown), report)
+    print(f"wrote {args.markdown} and {results / f'{args.rows}.json'}")
+    return 0
+
+
+def generate(rows: int, work: Path) -> Path:
+    """The data set for ``rows``, generated on the executors once and then reused."""
+    data = work / f"customers-{rows}"
+    if (data / "_SUCCESS").exists():
+        return data
+    started = time.monotonic()
+    subprocess.run(
+        [str(ROOT / "spark-submit.sh"), "jobs/generate.py", "--rows", str(rows),
+         "--output", str(data), "--overwrite"],
+        cwd=ROOT, check=True,
+    )
+    print(f"generated {rows} rows in {time.monotonic() - started:.0f} s", flush=True)
+    return data
+
+
+def command(system: str, data: Path, out: Path, result: Path, job_args: list[str]) -> list[str]:
+    python = sys.executable
+    if system == "job":
+        return [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", str(data),
+                "--output", str(out), *job_args]
+    if system == "tutorial":
+        return [str(ROOT / "spark-submit.sh"), "benchmarks/tutorial_loop.py", str(data), str(out), str(result)]
+    return [python, "benchmarks/sklearn_baseline.py", str(data), str(out), str(result)]
+
+
+def run_system(system: str, data: Path, work: Path, job_args: list[str]) -> dict:
+    out = work / f"out-{system}"
+    result_file = work / f"result-{system}.json"
+    if system != "job":  # the job replaces its own output atomically; the baselines need a clean slate
+        shutil.rmtree(out, ignore_errors=True)
+    result_file.unlink(missing_ok=True)
+    log = work / f"{system}.log"
+    with open(log, "w") as handle:
+        started = time.monotonic()
+        process = subprocess.Popen(command(system, data, out, result_file, job_args), cwd=ROOT,
+                                   stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        peak = PeakMemory(process.pid)
+        code = process.wait()
+        seconds = time.monotonic() - started
+        peak.stop()
+    if code != 0:
+        raise SystemExit(f"error: {system} failed with exit code {code}; see {log}")
+    run = {"seconds": round(seconds, 2), "peak_rss_bytes": peak.peak, "at_peak": peak.at_peak}
+    if system == "job":
+        manifest = json.loads((out / "manifest.json").read_text())
+        run.update(chosen_k=manifest["chosen_k"], k=[p["k"] for p in manifest["elbow"]],
+                   wssse=[p["wssse"] for p in manifest["elbow"]],
+                   fit_rows=[p["rows"] for p in manifest["elbow"]],
+                   timings=manifest["timings"], fit_quality=manifest.get("fit_quality"))
+    else:
+        inner = json.loads(result_file.read_text())
+        run.update(chosen_k=inner["chosen_k"], k=inner["k"], wssse=inner["wssse"],
+                   fit_rows=[inner["rows"]] * len(inner["k"]))
+    return run
+
+
+class PeakMemory:
+    """Samples the resident memory of a process and all its descendants; keeps the peak of the sum."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        self.peak = 0
+        self.at_peak: list[tuple[str, int]] = []  # (process name, resident bytes) when it peaked
+        self._done = threading.Event()
+        self._root = psutil.Process(pid)
+        self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, interval: float) -> None:
+        while not self._done.is_set():
+            sizes = []
+            try:
+                tree = [self._root, *self._root.children(recursive=True)]
+            except psutil.Error:
+                tree = []
+            for process in tree:
+                try:
+                    sizes.append((process.name(), process.memory_info().rss))
+                except psutil.Error:
+                    pass
+            total = sum(size for _, size in sizes)
+            if total > self.peak:
+                self.peak, self.at_peak = total, sorted(sizes, key=lambda s: -s[1])[:4]
+            self._done.wait(interval)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def best_of_n(data: Path, work: Path, rows: int) -> dict:
+    """scikit-learn's best of 10 initialisations per K on the same rows: the quality reference."""
+    cached = work / f"sklearn-best{QUALITY_RUNS}-{rows}.json"
+    if not cached.exists():
+        started = time.monotonic()
+        subprocess.run([sys.executable, "benchmarks/sklearn_baseline.py", str(data), str(work / "unused"),
+                        str(cached), "--runs", str(QUALITY_RUNS)], cwd=ROOT, check=True)
+        print(f"quality reference in {time.monotonic() - started:.0f} s", flush=True)
+    return json.loads(cached.read_text())
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()
+    versions = {}
+    for package in ("pyspark", "scikit-learn", "pandas", "numpy", "pyarrow"):
+        try:
+            from importlib.metadata import version
+
+            versions[package] = version(package)
+        except Exception:  # noqa: BLE001
+            versions[package] = "?"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "java": java[0] if java else "?",
+        "packages": versions,
+    }
+
+
+# ---- the markdown report ----------------------------------------------------------
+
+
+def write_markdown(path: Path, report: dict) -> None:
+    text = path.read_text() if path.exists() else HEADER
+    section = render_section(report)
+    marker = f"## {report['rows']:,} rows"
+    pattern = re.compile(rf"^{re.escape(marker)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    text = re.sub(r"^## Machine\n.*?(?=^## |\Z)", lambda _: render_machine(report["machine"]), text,
+                  flags=re.S | re.M)
+    path.write_text(_sorted_sections(text))
+
+
+HEADER = """# Benchmarks
+
+Produced by `make bench ROWS=N` (benchmarks/run.py); each section is replaced when its
+size is run again. Times are wall seconds of the whole command, start-up included; memory
+is the peak resident memory of all of a run's processes together.
+
+## Machine
+
+"""
+
+
+def _sorted_sections(text: str) -> str:
+    head, *rest = re.split(r"(?=^## )", text, flags=re.M)
+    machine_part = [s for s in rest if s.startswith("## Machine")]
+    sized = [s for s in rest if not s.startswith("## Machine")]
+    sized.sort(key=lambda s: int(re.match(r"## ([\d,]+)", s).group(1).replace(",", ""))
+               if re.match(r"## [\d,]+ rows", s) else 1 << 62)
+    return head + "".join(machine_part) + "".join(s.rstrip("\n") + "\n\n" for s in sized)
+
+
+def render_machine(m: dict) -> str:
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    return (
+        "## Machine\n\n"
+        f"- {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB of memory, no GPU\n"
+        f"- {m['os']}; Python {m['python']}; {m['java']}\n"
+        f"- {packages}\n\n"
+    )
+
+
+def render_section(report: dict) -> str:
+    rows, runs = report["rows"], report["runs"]
+    systems = [s for s in SYSTEMS if runs.get(s)]
+    median = {s: statistics.median(r["seconds"] for r in runs[s]) for s in systems}
+    peak = {s: max(r["peak_rss_bytes"] for r in runs[s]) for s in systems}
+    lines = [f"## {rows:,} rows", ""]
+    repeats = max(len(runs[s]) for s in systems)
+    lines.append(f"{repeats} runs of each, alternating. Job arguments: `{report['job_args'] or '(defaults)'}`.")
+    lines.append("")
+    lines.append("| | " + " | ".join(TITLES[s] for s in systems) + " |")
+    lines.append("|---|" + "---|" * len(systems))
+    lines.append("| median wall s | " + " | ".join(f"{median[s]:.1f}" for s in systems) + " |")
+    lines.append("| every run, s | " + " | ".join(
+        ", ".join(f"{r['seconds']:.1f}" for r in runs[s]) for s in systems) + " |")
+    if "job" in systems:
+        lines.append("| wall time ÷ the job's | " + " | ".join(
+            f"{median[s] / median['job']:.2f}×" for s in systems) + " |")
+    lines.append("| peak resident memory, GiB | " + " | ".join(f"{peak[s] / 2**30:.2f}" for s in systems) + " |")
+    lines.append("| chosen K | " + " | ".join(
+        "/".join(sorted({str(r["chosen_k"]) for r in runs[s]})) for s in systems) + " |")
+    lines.append("| rows per fit | " + " | ".join(f"{runs[s][-1]['fit_rows'][0]:,}" for s in systems) + " |")
+    lines.append("")
+
+    quality = report.get("quality_reference")
+    ks = runs[systems[0]][-1]["k"]
+    head = ["K"] + [f"{TITLES[s]}" for s in systems]
+    if quality:
+        head.append(f"scikit-learn best of {quality['runs']}")
+    lines.append("WSSSE per row (the last run of each; lower is better):")
+    lines.append("")
+    lines.append("| " + " | ".join(head) + (" | the job ÷ best |" if quality and "job" in systems else " |"))
+    lines.append("|---" * (len(head) + (1 if quality and "job" in systems else 0)) + "|")
+    for i, k in enumerate(ks):
+        cells = [str(k)]
+        per_row = {s: runs[s][-1]["wssse"][i] / runs[s][-1]["fit_rows"][i] for s in systems}
+        cells += [f"{per_row[s]:.4f}" for s in systems]
+        if quality:
+            best = quality["wssse"][i] / quality["rows"]
+            cells.append(f"{best:.4f}")
+            if "job" in systems:
+                cells.append(f"{per_row['job'] / best:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += render_checks(report, median, peak)
+    if "job" in systems:
+        timings = runs["job"][-1]["timings"]
+        lines.append("")
+        lines.append("The job's stages (seconds, last run): " + ", ".join(
+            f"{name} {sec:.1f}" for name, sec in timings.items()) + ".")
+    lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def render_checks(report: dict, median: dict, peak: dict) -> list[str]:
+    rows, runs, quality = report["rows"], report["runs"], report.get("quality_reference")
+    checks = []
+    if "job" not in runs or not runs["job"]:
+        return checks
+    job = runs["job"][-1]
+    if "sklearn" in median:
+        ratio = median["job"] / median["sklearn"]
+        checks.append(f"- The job's wall time ÷ scikit-learn's: {ratio:.2f}×"
+                      + (" (target at 10M rows: at most 1.0×)" if rows >= 10_000_000 else ""))
+    if "tutorial" in median:
+        speedup = median["tutorial"] / median["job"]
+        checks.append(f"- The job is {speedup:.1f}× faster than the tutorial loop"
+                      + (" (target at 1M rows: at least 10×)" if rows == 1_000_000 else ""))
+    per_row = [w / n for w, n in zip(job["wssse"], job["fit_rows"])]
+    monotone = all(b < a for a, b in zip(per_row, per_row[1:]))
+    checks.append(f"- The job's curve falls at every K: {'yes' if monotone else 'no'}")
+    if quality:
+        best = [w / quality["rows"] for w in quality["wssse"]]
+        worst = max(j / b for j, b in zip(per_row, best))
+        checks.append(f"- The job's WSSSE per row, worst K against scikit-learn's best of {quality['runs']}: "
+                      f"{(worst - 1) * 100:+.2f}% (target: within {QUALITY_TOLERANCE:.0%})")
+        reference_k = select_k(quality["k"], quality["wssse"]).chosen_k
+        checks.append(f"- K chosen by the same rule on scikit-learn's best curve: {reference_k}; "
+                      f"the job chose {job['chosen_k']}")
+    if job.get("fit_quality"):
+        fq = job["fit_quality"]
+        checks.append(f"- The sample's WSSSE per row at the chosen K against all rows': "
+                      f"{fq['sample_wssse_per_row']:.4f} vs {fq['all_rows_wssse_per_row']:.4f} "
+                      f"({fq['relative_error'] * 100:+.2f}%)")
+    checks.append(f"- The job's peak resident memory: {peak['job'] / 2**30:.2f} GiB")
+    return checks
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Baseline: the single-machine notebook, scikit-learn on pandas.
+
+Reads every row into pandas, StandardScaler, one KMeans per K (k-means++, one
+initialisation, as ``n_init="auto"`` does for k-means++), a final fit at the chosen
+K and the labels written as Parquet partitioned by cluster. ``--runs N`` keeps the
+best of N initialisations per K instead: the quality reference, not timed.
+
+    python benchmarks/sklearn_baseline.py INPUT OUTPUT RESULT.json [--runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn.cluster import KMeans
+from sklearn.preprocessing import StandardScaler
+
+from segmentation.k_selection import select_k
+
+FEATURES = ["age", "annual_income", "spending", "purchase_frequency"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("input")
+    parser.add_argument("output")
+    parser.add_argument("result")
+    parser.add_argument("--k-min", type=int, default=2)
+    parser.add_argument("--k-max", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=1, help="initialisations per K; the best is kept")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    started = time.monotonic()
+
+    customers = pd.read_parquet(args.input, columns=["customer_id", *FEATURES])
+    scaled = StandardScaler().fit_transform(customers[FEATURES].to_numpy(dtype="float64"))
+    ks = list(range(args.k_min, args.k_max + 1))
+    wssse = []
+    for k in ks:
+        model = KMeans(n_clusters=k, n_init=args.runs, random_state=args.seed).fit(scaled)
+        wssse.append(float(model.inertia_))
+    chosen = select_k(ks, wssse, [None] * len(ks)).chosen_k
+    result = {"k": ks, "wssse": wssse, "rows": len(customers), "chosen_k": chosen, "runs": args.runs}
+    if args.runs == 1:
+        final = KMeans(n_clusters=chosen, n_init=1, random_state=args.seed).fit(scaled)
+        customers["prediction"] = final.labels_
+        pq.write_to_dataset(
+            pa.Table.from_pandas(customers, preserve_index=False),
+            args.output,
+            partition_cols=["prediction"],
+            existing_data_behavior="delete_matching",
+        )
+    result["seconds_inside"] = round(time.monotonic() - started, 3)
+    with open(args.result, "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+
+
+if __name__ == "__main__":
+    main()
