@@ -123,15 +123,15 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
 
         with stage("profile"):
             published = spark.read.parquet(publisher.path("labels"))
-            profiles = profile_segments(spark, published, features, segments, clean_rows)
-            profiles.coalesce(1).write.parquet(publisher.path("profiles"))
-            totals = spark.read.parquet(publisher.path("profiles")).agg(
-                F.sum("customers").alias("customers"), F.sum("wssse").alias("wssse")
-            ).first()
-            labelled_rows = int(totals["customers"])
+            profiles = profile_segments(spark, published, features, segments, clean_rows).cache()
+            per_segment = profiles.select("customers", "wssse").collect()  # K rows
+            profiles.write.parquet(publisher.path("profiles"))
+            profiles.unpersist()
+            labelled_rows = sum(int(row["customers"]) for row in per_segment)
             if labelled_rows != clean_rows:  # an integrity check, not an input problem
                 raise RuntimeError(f"labelled {labelled_rows} rows but {clean_rows} were clean")
-            fit_quality = _fit_quality(chosen, fit_rows, float(totals["wssse"]), labelled_rows)
+            all_rows_wssse = sum(float(row["wssse"]) for row in per_segment)
+            fit_quality = _fit_quality(chosen, fit_rows, all_rows_wssse, labelled_rows)
 
         with stage("publish"):
             elbow_rows = [p.to_row(selection.chosen_k) for p in elbow]

@@ -60,5 +60,6 @@ def profile_segments(
         .withColumn("wssse", F.coalesce(F.col("wssse"), F.lit(0.0)))
         .withColumn("share", F.col("customers") / F.lit(float(total)))
         .select(*[F.col(f"`{c}`") for c in profile_columns(features)])
-        .orderBy(SEGMENT)
+        .coalesce(1)  # one small file; sorting within it needs no range-partitioning pass
+        .sortWithinPartitions(SEGMENT)
     )
