@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"published {manifest['chosen_k']} segments of {manifest['labelled_rows']} customers "
           f"to {config.output.path}")
     if config.report.enabled:
-        print(f"plots: {config.output.path}/report/")
+        print(f"report: {config.output.path}/report/report.html")
     return 0
 
 

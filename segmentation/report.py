@@ -6,7 +6,9 @@
 - ``sizes.png``: customers per segment;
 - ``profiles.png``: a heatmap of the centroids in z-units, segment names on the axis;
 - ``scatter.png``: a bounded, per-segment sample of customers projected on the two
-  principal components of the scaled features, coloured by segment.
+  principal components of the scaled features, coloured by segment;
+- ``report.html``: one self-contained page for business users (the plots embedded),
+  with the segments' names, sizes and profiles and the run's facts.
 
 It reads only the small outputs and at most ``rows_per_segment`` labels per segment.
 """
@@ -14,6 +16,8 @@ It reads only the small outputs and at most ``rows_per_segment`` labels per segm
 from __future__ import annotations
 
 import argparse
+import base64
+import html
 import json
 import os
 import sys
@@ -28,6 +32,7 @@ import pandas as pd  # noqa: E402
 import pyarrow.dataset as ds  # noqa: E402
 
 PLOTS = ("elbow.png", "sizes.png", "profiles.png", "scatter.png")
+PAGE = "report.html"
 
 
 def write_report(output: str, rows_per_segment: int = 400) -> list[str]:
@@ -45,7 +50,70 @@ def write_report(output: str, rows_per_segment: int = 400) -> list[str]:
     plot_sizes(profiles, paths[1])
     plot_profiles(profiles, features, paths[2])
     plot_scatter(sample, profiles, features, manifest["scaling"], paths[3])
-    return paths
+    page = os.path.join(directory, PAGE)
+    write_page(manifest, profiles, elbow, paths, page)
+    return [*paths, page]
+
+
+def write_page(manifest: dict, profiles: pd.DataFrame, elbow: pd.DataFrame, plots: list[str],
+               path: str) -> None:
+    """The run as one HTML file with nothing to fetch: plots inline as base64 PNG."""
+    features = manifest["features"]
+    e = html.escape
+    table = pd.DataFrame({
+        "segment": profiles["segment"],
+        "name": profiles["segment_name"],
+        "customers": profiles["customers"].map("{:,}".format),
+        "share": profiles["share"].map("{:.1%}".format),
+        **{f"{name} (mean / median)": [
+            f"{mean:,.2f} / {median:,.2f}" for mean, median in
+            zip(profiles[f"{name}_mean"], profiles[f"{name}_median"])] for name in features},
+    })
+    selection = manifest["k_selection"]
+    chosen = elbow[elbow["k"] == manifest["chosen_k"]]
+    silhouette = chosen["silhouette"].iloc[0] if len(chosen) else None
+    facts = [
+        ("Run", manifest["run_id"]),
+        ("Started (UTC)", manifest["started_at"]),
+        ("Input", f"{manifest['input']['path']} ({manifest['input']['format']})"),
+        ("Customers read / segmented", f"{manifest['input_rows']:,} / {manifest['labelled_rows']:,}"),
+        ("Rows dropped", ", ".join(f"{k}: {v:,}" for k, v in manifest["dropped_rows"].items()) or "none"),
+        ("Features", ", ".join(features)),
+        ("Segments (K)", f"{manifest['chosen_k']}, chosen by {selection['method']}"
+                         f" from K = {int(elbow['k'].min())}..{int(elbow['k'].max())}"),
+        ("Silhouette at that K", "n/a" if silhouette is None or pd.isna(silhouette) else f"{silhouette:.3f}"),
+        ("Model fitted on", f"{manifest['fit_rows']:,} customers"),
+        ("Spark", f"{manifest['spark_version']} ({manifest['master']})"),
+    ]
+    images = "\n".join(
+        f'<figure><img alt="{e(os.path.basename(p))}" src="data:image/png;base64,'
+        f'{base64.b64encode(open(p, "rb").read()).decode("ascii")}"></figure>'
+        for p in plots
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Customer segments: run {e(manifest["run_id"])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
+th {{ background: #f3f3f3; }} td:nth-child(2) {{ text-align: left; }}
+dl {{ display: grid; grid-template-columns: max-content auto; gap: 4px 16px; }}
+dt {{ font-weight: 600; }} img {{ max-width: 100%; }}
+</style></head>
+<body>
+<h1>Customer segments</h1>
+<p>{manifest["labelled_rows"]:,} customers in {manifest["chosen_k"]} segments.</p>
+<h2>Segments</h2>
+{table.to_html(index=False, escape=True, classes="segments", border=0)}
+<h2>Plots</h2>
+{images}
+<h2>About this run</h2>
+<dl>{"".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in facts)}</dl>
+</body></html>
+"""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(page)
 
 
 def label_sample(labels_path: str, segments: list[int], rows_per_segment: int) -> pd.DataFrame:

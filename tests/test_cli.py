@@ -46,7 +46,7 @@ def published(tmp_path_factory):
 
 def test_spark_submit_runs_the_job_end_to_end(published):
     data, output, result = published
-    assert f"plots: {output}/report/" in result.stdout
+    assert f"report: {output}/report/report.html" in result.stdout
     assert "stage sweep done" in result.stderr and "elbow k=4" in result.stderr
     manifest = json.load(open(os.path.join(output, "manifest.json")))
     assert manifest["chosen_k"] == 4 and manifest["master"] == "local[2]"

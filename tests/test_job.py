@@ -1,7 +1,9 @@
 """The whole job in-process on real Parquet and CSV: the output contract, Mall data, bad input."""
 
+import base64
 import json
 import os
+from html.parser import HTMLParser
 
 import pandas as pd
 import pyarrow.dataset as ds
@@ -78,6 +80,50 @@ def test_the_output_contract(spark, customers_path, run):
 
     for name in PLOTS:
         assert os.path.getsize(os.path.join(output, "report", name)) > 10_000
+
+
+class _Page(HTMLParser):
+    """Collects what a reader of report.html sees: the title, table cells, images, terms."""
+
+    def __init__(self):
+        super().__init__()
+        self.title, self.rows, self.images, self.terms, self._tag = "", [], [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        self._tag = tag
+        if tag == "tr":
+            self.rows.append([])
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+    def handle_data(self, data):
+        if self._tag == "title":
+            self.title += data
+        elif self._tag in ("td", "th") and data.strip():
+            self.rows[-1].append(data.strip())
+        elif self._tag == "dt":
+            self.terms.append(data)
+
+    def handle_endtag(self, tag):
+        self._tag = None
+
+
+def test_the_html_report_is_one_self_contained_page(run):
+    output, manifest = run
+    page = _Page()
+    with open(os.path.join(output, "report", "report.html"), encoding="utf-8") as handle:
+        page.feed(handle.read())
+    assert manifest["run_id"] in page.title
+    header, *segments = page.rows
+    assert header[:4] == ["segment", "name", "customers", "share"]
+    profiles = pd.read_parquet(os.path.join(output, "profiles")).sort_values("segment")
+    assert [row[1] for row in segments] == profiles["segment_name"].tolist()
+    assert [int(row[2].replace(",", "")) for row in segments] == profiles["customers"].tolist()
+    assert len(page.images) == len(PLOTS)
+    for src in page.images:  # embedded, nothing to fetch
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"Run", "Input", "Segments (K)", "Model fitted on"} <= set(page.terms)
 
 
 def test_saved_model_scores_the_input_exactly_as_the_run_labelled_it(spark, customers_path, run):
