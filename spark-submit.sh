@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # ./spark-submit.sh [spark-submit options] JOB.py [job options]
+# ./spark-submit.sh --remote sc://host:15002 JOB.py [job options]     (Spark Connect)
 #
 # Wraps spark-submit ($SPARK_HOME/bin/spark-submit, or the one inside the installed
 # pyspark when SPARK_HOME is unset): ships the segmentation package with --py-files
@@ -38,8 +39,11 @@ spark_opts=()
 job=""
 java_opts_given=false
 deploy_mode=client
+remote="${SPARK_REMOTE:-}"
 while [ $# -gt 0 ]; do
   case "$1" in
+    --remote) remote="$2"; shift 2 ;;
+    --remote=*) remote="${1#--remote=}"; shift ;;
     --master) master="$2"; shift 2 ;;
     --master=*) master="${1#--master=}"; shift ;;
     --deploy-mode) deploy_mode="$2"; spark_opts+=("$1" "$2"); shift 2 ;;
@@ -74,6 +78,14 @@ with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
                 archive.write(path, os.path.relpath(path, root))
 os.replace(tmp, target)
 PY
+
+# Spark Connect (--remote sc://host:port, or SPARK_REMOTE): the job is a plain Python
+# client of the server, with no JVM here; spark-submit options do not apply.
+if [ -n "$remote" ]; then
+  export SPARK_REMOTE="$remote"
+  export PYTHONPATH="$zip_path${PYTHONPATH:+:$PYTHONPATH}"
+  exec "$PYSPARK_DRIVER_PYTHON" "$job" "$@"
+fi
 
 files=$(ls "$ROOT"/conf/*.yaml | tr '\n' ',')
 files="${files}$ROOT/conf/log4j2.properties"

@@ -37,6 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--k", type=int, help="use this K instead of choosing it from the elbow")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-report", action="store_true", help="skip the plots")
+    parser.add_argument("--remote", help="a Spark Connect server, sc://host:port (default: SPARK_REMOTE)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set elbow.parallelism=8 (repeatable)")
     return parser.parse_args(argv)
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from segmentation.job import run_segmentation  # Spark is imported only once config is good
     from segmentation.session import build_session
 
-    spark = build_session(config)
+    spark = build_session(config, args.remote)
     try:
         manifest = run_segmentation(spark, config)
     except InputError as exc:

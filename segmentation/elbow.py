@@ -187,7 +187,9 @@ def sweep(
 
 
 def _pool_namer(spark: SparkSession):
-    """Puts each thread's jobs in its own FAIR scheduler pool (classic Spark only)."""
+    """Prepares a pool thread for Spark: its own FAIR scheduler pool on classic Spark; on
+    Spark Connect, the session made active in the thread (pyspark.ml's remote calls, such as
+    a model's summary, look for the thread's active session)."""
     try:
         context = spark.sparkContext
     except Exception:  # noqa: BLE001 - Spark Connect sessions have no SparkContext
@@ -196,11 +198,11 @@ def _pool_namer(spark: SparkSession):
 
     def name_pool(pool: str) -> None:
         if context is None:
+            activate = getattr(type(spark), "_set_default_and_active_session", None)
+            if activate is not None:
+                activate(spark)
             return
-        try:
-            with lock:
-                context.setLocalProperty("spark.scheduler.pool", pool)
-        except Exception:  # noqa: BLE001 - Spark Connect has no local properties
-            pass
+        with lock:
+            context.setLocalProperty("spark.scheduler.pool", pool)
 
     return name_pool

@@ -28,6 +28,7 @@ from pyspark.sql import SparkSession
 
 from segmentation.errors import InputError
 from segmentation.read import is_local_path, local_path
+from segmentation.session import is_connect
 
 def utc_now() -> str:
     """The time of day for manifests: UTC, ISO 8601, to the second."""
@@ -115,6 +116,11 @@ class Publisher:
     @classmethod
     def for_output(cls, spark: SparkSession, output: str, run_id: str) -> "Publisher":
         output = output.rstrip("/")
+        if not is_local_path(output) and is_connect(spark):
+            raise InputError(
+                f"output {output} is not a local path: on Spark Connect the job publishes through "
+                "a file system this client shares with the server (a local or mounted path)"
+            )
         fs = _LocalFs() if is_local_path(output) else _HadoopFs(spark, output)
         publisher = cls(output, run_id, fs)
         if publisher.is_local:

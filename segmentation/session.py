@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
-from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from segmentation.config import JobConfig
 
+log = logging.getLogger(__name__)
 
-def build_session(config: JobConfig) -> SparkSession:
-    """A session with the config's Spark properties; ``spark-submit --conf`` values win."""
+
+def build_session(config: JobConfig, remote: str | None = None) -> SparkSession:
+    """A classic session, or a Spark Connect one when ``remote`` (or ``SPARK_REMOTE``) names a server.
+
+    Classic: the config's Spark properties, where ``spark-submit --conf`` did not set them.
+    Connect: the server owns its static properties; the config's runtime (SQL) properties
+    are set on the session and the others are logged and left to the server.
+    """
+    remote = remote or os.environ.get("SPARK_REMOTE")
+    if remote:
+        return _connect_session(config, remote)
+    from pyspark import SparkConf, SparkContext
+
     # Attach to the JVM first, so that SparkConf() holds what spark-submit was given.
     SparkContext._ensure_initialized()
     conf = SparkConf()
@@ -25,3 +38,24 @@ def build_session(config: JobConfig) -> SparkSession:
     spark = SparkSession.builder.config(conf=conf).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def _connect_session(config: JobConfig, remote: str) -> SparkSession:
+    spark = SparkSession.builder.remote(remote).appName(config.spark.app_name).getOrCreate()
+    left = []
+    for key, value in config.spark.properties.items():
+        if not key.startswith("spark.sql."):
+            left.append(key)
+            continue
+        try:
+            spark.conf.set(key, value)
+        except Exception:  # noqa: BLE001 - a static SQL property: the server's to set
+            left.append(key)
+    if left:
+        log.info("Spark Connect: left to the server: %s", ", ".join(sorted(left)))
+    return spark
+
+
+def is_connect(spark: SparkSession) -> bool:
+    """True for a Spark Connect session (no SparkContext, no JVM in this process)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
