@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import ROOT, best_of_n, generate, run_system  # noqa: E402
+from run import ROOT, best_of_n, commit, generate, run_system  # noqa: E402
 
 VARIANTS = {
     "defaults": [],
@@ -77,6 +77,7 @@ def main() -> int:
             "worst_gap": max(gaps) if gaps else None,
             "gaps": gaps,
             "k_range": [last["k"][0], last["k"][-1]],
+            "commit": commit(),
             "chosen_k": last["chosen_k"],
             "fit_rows": last["fit_rows"][0],
             "sample_error": (last.get("fit_quality") or {}).get("relative_error"),
@@ -98,14 +99,15 @@ def write_section(path: Path, rows: int, results: dict, ks: list[int]) -> None:
              f"`python benchmarks/levers.py --rows {rows}`: the job with one setting changed at a time. "
              "The gap is the job's WSSSE per row over scikit-learn's best of 10, at the worst K "
              f"(per K, {ks[0]}..{ks[-1]}, in the JSON results).", "",
-             "| variant | wall s | sweep s | worst gap | chosen K | fit rows | sample's relative error | peak GiB |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| variant | wall s | sweep s | worst gap | chosen K | fit rows | sample's relative error | peak GiB | commit |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, r in sorted(results.items(), key=lambda item: list(VARIANTS).index(item[0])
                           if item[0] in VARIANTS else len(VARIANTS)):
         error = "n/a" if r["sample_error"] is None else f"{r['sample_error']:+.2%}"
         gap = "n/a" if r.get("worst_gap") is None else f"{r['worst_gap']:+.1%}"
         lines.append(f"| {name} | {r['seconds']:.1f} | {r['sweep']:.1f} | {gap} | "
-                     f"{r['chosen_k']} | {r['fit_rows']:,} | {error} | {r['peak_rss_bytes'] / 2**30:.2f} |")
+                     f"{r['chosen_k']} | {r['fit_rows']:,} | {error} | {r['peak_rss_bytes'] / 2**30:.2f} | "
+                     f"{r.get('commit', 'aa57564 (before 085b5dd)')} |")
     section = "\n".join(lines) + "\n\n"
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
     pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)

@@ -78,7 +78,7 @@ def main() -> int:
     if not args.no_quality and args.rows <= 20_000_000:
         quality = best_of_n(data, work, args.rows)
     report = {"rows": args.rows, "machine": machine(), "runs": runs, "quality_reference": quality,
-              "job_args": args.job_args}
+              "job_args": args.job_args, "commit": commit()}
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{args.rows}.json").write_text(json.dumps(report, indent=1))
@@ -187,6 +187,15 @@ def best_of_n(data: Path, work: Path, rows: int) -> dict:
     return json.loads(cached.read_text())
 
 
+def commit() -> str:
+    """The commit measured, marked when the working tree differs from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return head + (" (with uncommitted changes)" if dirty else "")
+
+
 def machine() -> dict:
     cpu = platform.processor()
     try:
@@ -270,7 +279,8 @@ def render_section(report: dict) -> str:
     peak = {s: max(r["peak_rss_bytes"] for r in runs[s]) for s in systems}
     lines = [f"## {rows:,} rows", ""]
     repeats = max(len(runs[s]) for s in systems)
-    lines.append(f"{repeats} runs of each, alternating. Job arguments: `{report['job_args'] or '(defaults)'}`.")
+    lines.append(f"{repeats} runs of each, alternating, at commit {report.get('commit', 'unknown')}. "
+                 f"Job arguments: `{report['job_args'] or '(defaults)'}`.")
     lines.append("")
     lines.append("| | " + " | ".join(TITLES[s] for s in systems) + " |")
     lines.append("|---|" + "---|" * len(systems))
