@@ -7,7 +7,8 @@ Generates N synthetic customers once with jobs/generate.py (kept under
 benchmarks/data/), then runs every system REPEATS times, alternating their order,
 each as its own process tree. For each run it records the wall seconds and the
 peak resident memory of the whole tree (spark-submit, the driver's Python, the
-JVM, any Python workers), sampled every 0.1 s. Quality is compared with
+JVM, any Python workers), sampled every 0.1 s as the sum of each process's
+proportional set size (PSS), so pages shared after a fork are counted once. Quality is compared with
 scikit-learn's best of 10 initialisations per K on the same rows (computed once
 per data set, not timed). The section for N rows in BENCHMARKS.md is replaced;
 the raw numbers go to benchmarks/results/N.json.
@@ -143,8 +144,19 @@ def run_system(system: str, data: Path, work: Path, job_args: list[str]) -> dict
     return run
 
 
+def _resident(process: psutil.Process) -> int:
+    """Proportional resident memory (PSS): shared pages split between the processes sharing them.
+
+    Plain RSS would count a JVM twice for the moment it forks a helper (Hadoop's local file
+    system runs chmod that way), since the child shares all the parent's pages."""
+    try:
+        return process.memory_full_info().pss
+    except (AttributeError, psutil.AccessDenied):
+        return process.memory_info().rss
+
+
 class PeakMemory:
-    """Samples the resident memory of a process and all its descendants; keeps the peak of the sum."""
+    """Samples the memory of a process and all its descendants; keeps the peak of the sum."""
 
     def __init__(self, pid: int, interval: float = 0.1):
         self.peak = 0
@@ -163,7 +175,7 @@ class PeakMemory:
                 tree = []
             for process in tree:
                 try:
-                    sizes.append((process.name(), process.memory_info().rss))
+                    sizes.append((process.name(), _resident(process)))
                 except psutil.Error:
                     pass
             total = sum(size for _, size in sizes)
