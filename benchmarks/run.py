@@ -258,7 +258,8 @@ HEADER = """# Benchmarks
 
 Produced by `make bench ROWS=N` (benchmarks/run.py); each section is replaced when its
 size is run again. Times are wall seconds of the whole command, start-up included; memory
-is the peak resident memory of all of a run's processes together.
+is the peak, sampled every 0.1 s, of the summed proportional resident memory (PSS) of all of a
+run's processes.
 
 ## Machine
 
@@ -291,7 +292,8 @@ def render_section(report: dict) -> str:
     peak = {s: max(r["peak_rss_bytes"] for r in runs[s]) for s in systems}
     lines = [f"## {rows:,} rows", ""]
     repeats = max(len(runs[s]) for s in systems)
-    lines.append(f"{repeats} runs of each, alternating, at commit {report.get('commit', 'unknown')}. "
+    lines.append(f"{repeats} run{'s' if repeats != 1 else ''} of each"
+                 f"{', alternating' if len(systems) > 1 else ''}, at commit {report.get('commit', 'unknown')}. "
                  f"Job arguments: `{report['job_args'] or '(defaults)'}`.")
     lines.append("")
     lines.append("| | " + " | ".join(TITLES[s] for s in systems) + " |")
