@@ -36,6 +36,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--k-max", type=int)
     parser.add_argument("--k", type=int, help="use this K instead of choosing it from the elbow")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--algorithm", choices=["kmeans", "bisecting", "gmm"],
+                        help="kmeans (default), bisecting (BisectingKMeans), gmm (GaussianMixture, K by BIC)")
     parser.add_argument("--no-report", action="store_true", help="skip the plots")
     parser.add_argument("--remote", help="a Spark Connect server, sc://host:port (default: SPARK_REMOTE)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -54,6 +56,7 @@ def overrides(args: argparse.Namespace) -> dict:
         "k.max": args.k_max,
         "k.fixed": args.k,
         "seed": args.seed,
+        "algorithm": args.algorithm,
         "report.enabled": False if args.no_report else None,
     }
     result = dict(parse_override(item) for item in args.set)

@@ -24,6 +24,7 @@ DUPLICATE_POLICIES = ("fail", "keep_first", "aggregate")
 INVALID_VALUE_POLICIES = ("drop", "impute_median", "fail")
 ZERO_VARIANCE_POLICIES = ("error", "drop")
 INIT_MODES = ("k-means||", "random")
+ALGORITHMS = ("kmeans", "bisecting", "gmm")
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ class JobConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     seed: int = 42
+    # kmeans (the default), bisecting (BisectingKMeans) or gmm (GaussianMixture, K by BIC).
+    algorithm: str = "kmeans"
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(dataclasses.asdict(self))
@@ -176,6 +179,7 @@ def validate(config: JobConfig) -> None:
         ("input.invalid_values", config.input.invalid_values, INVALID_VALUE_POLICIES),
         ("input.zero_variance", config.input.zero_variance, ZERO_VARIANCE_POLICIES),
         ("elbow.init_mode", config.elbow.init_mode, INIT_MODES),
+        ("algorithm", config.algorithm, ALGORITHMS),
     ):
         if value not in allowed:
             raise InputError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")

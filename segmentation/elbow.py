@@ -20,9 +20,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
-from pyspark.ml.clustering import KMeans, KMeansModel
+import math
+
+from pyspark.ml.clustering import BisectingKMeans, GaussianMixture, KMeans
+from pyspark.ml.functions import vector_to_array
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -47,8 +50,11 @@ class ElbowPoint:
     iterations: int
     seconds: float  # wall seconds of all this K's fits and its silhouette
     seed: int
-    model: KMeansModel
+    model: Any  # the fitted spark.ml clustering model
+    centers: list[list[float]]  # cluster centres (Gaussian means for gmm), z-units
     fits: int = 1  # seeds tried for this K
+    log_likelihood: Optional[float] = None  # gmm only
+    bic: Optional[float] = None  # gmm only: -2 log-likelihood + parameters * ln(rows)
 
     def to_row(self, chosen_k: int) -> dict:
         return {
@@ -60,48 +66,82 @@ class ElbowPoint:
             "iterations": self.iterations,
             "seconds": round(self.seconds, 3),
             "chosen": self.k == chosen_k,
+            "log_likelihood": self.log_likelihood,
+            "bic": self.bic,
         }
 
 
-def kmeans(k: int, seed: int, cfg: ElbowConfig) -> KMeans:
-    return KMeans(
-        k=k,
-        seed=seed,
-        maxIter=cfg.max_iter,
-        tol=cfg.tol,
-        featuresCol=SCALED_VECTOR,
-        predictionCol=PREDICTION,
-        initMode=cfg.init_mode,
-        initSteps=cfg.init_steps,
-    )
+ALGORITHMS = ("kmeans", "bisecting", "gmm")
+
+
+def estimator(algorithm: str, k: int, seed: int, cfg: ElbowConfig):
+    """The spark.ml estimator of ``algorithm`` for K clusters."""
+    common = dict(k=k, seed=seed, maxIter=cfg.max_iter, featuresCol=SCALED_VECTOR, predictionCol=PREDICTION)
+    if algorithm == "kmeans":
+        return KMeans(**common, tol=cfg.tol, initMode=cfg.init_mode, initSteps=cfg.init_steps)
+    if algorithm == "bisecting":
+        return BisectingKMeans(**common)
+    if algorithm == "gmm":
+        return GaussianMixture(**common, tol=cfg.tol)
+    raise ValueError(f"unknown algorithm {algorithm!r}")
 
 
 def fit_seeds(
-    sweep_data: DataFrame, k: int, cfg: ElbowConfig, seed: int, rows: int, first_run: int = 0
+    sweep_data: DataFrame,
+    k: int,
+    cfg: ElbowConfig,
+    seed: int,
+    rows: int,
+    first_run: int = 0,
+    algorithm: str = "kmeans",
 ) -> ElbowPoint:
-    """Fits K with ``cfg.seeds_per_k`` seeds (runs from ``first_run`` on) and keeps the lowest WSSSE."""
+    """Fits K with ``cfg.seeds_per_k`` seeds (runs from ``first_run`` on) and keeps the best:
+    the lowest WSSSE, or for the Gaussian mixture the highest log-likelihood."""
     started = time.monotonic()
-    best: Optional[KMeansModel] = None
-    best_seed = seed
+    best: Optional[ElbowPoint] = None
     for run in range(first_run, first_run + cfg.seeds_per_k):
         run_seed = seed + 1009 * run + k
-        model = kmeans(k, run_seed, cfg).fit(sweep_data)
-        if best is None or model.summary.trainingCost < best.summary.trainingCost:
-            best, best_seed = model, run_seed
+        model = estimator(algorithm, k, run_seed, cfg).fit(sweep_data)
+        point = _point(algorithm, model, k, run_seed, rows, sweep_data)
+        if best is None or _loss(point) < _loss(best):
+            best = point
     assert best is not None
-    summary = best.summary
-    return ElbowPoint(
-        k=k,
-        wssse=float(summary.trainingCost),
-        rows=rows,
-        silhouette=None,
-        sizes=[int(s) for s in summary.clusterSizes],
-        iterations=int(summary.numIter),
-        seconds=time.monotonic() - started,
-        seed=best_seed,
-        model=best,
-        fits=cfg.seeds_per_k,
-    )
+    best.seconds, best.fits = time.monotonic() - started, cfg.seeds_per_k
+    return best
+
+
+def _loss(point: ElbowPoint) -> float:
+    return -point.log_likelihood if point.log_likelihood is not None else point.wssse
+
+
+def _point(algorithm: str, model, k: int, seed: int, rows: int, data: DataFrame) -> ElbowPoint:
+    summary = model.summary
+    sizes = [int(s) for s in summary.clusterSizes]
+    point = ElbowPoint(k=k, wssse=0.0, rows=rows, silhouette=None, sizes=sizes,
+                       iterations=int(summary.numIter), seconds=0.0, seed=seed, model=model, centers=[])
+    if algorithm != "gmm":
+        point.wssse = float(summary.trainingCost)
+        point.centers = [list(map(float, c)) for c in model.clusterCenters()]
+        return point
+    means = model.gaussiansDF.select("mean").collect()  # K rows
+    point.centers = [list(map(float, row["mean"])) for row in means]
+    point.wssse = wssse(model.transform(data), point.centers)
+    point.log_likelihood = float(summary.logLikelihood)
+    d = len(point.centers[0])
+    parameters = (k - 1) + k * d + k * d * (d + 1) // 2  # weights, means, full covariances
+    point.bic = -2.0 * point.log_likelihood + parameters * math.log(rows)
+    return point
+
+
+def wssse(predicted: DataFrame, centers: list[list[float]]) -> float:
+    """Sum of squared distances of each row to the centre of its predicted cluster: one pass."""
+    z = vector_to_array(F.col(SCALED_VECTOR))
+    squared = None
+    for cluster, center in enumerate(centers):
+        distance = sum((z[i] - F.lit(c)) * (z[i] - F.lit(c)) for i, c in enumerate(center))
+        squared = (F.when(F.col(PREDICTION) == cluster, distance) if squared is None
+                   else squared.when(F.col(PREDICTION) == cluster, distance))
+    return float(predicted.agg(F.sum(squared)).first()[0] or 0.0)
 
 
 BUMP_TOLERANCE = 0.02
@@ -142,19 +182,23 @@ def sweep(
     cfg: ElbowConfig,
     seed: int,
     rows: int,
+    algorithm: str = "kmeans",
 ) -> list[ElbowPoint]:
-    """Fits every K in ``ks`` concurrently on the (cached) ``sweep_data``; returns points by K."""
+    """Fits every K in ``ks`` concurrently on the (cached) ``sweep_data``; returns points by K.
+
+    Refits of K that bump the WSSSE curve are for the k-means family; a Gaussian mixture
+    does not minimise WSSSE, so its curve is left as fitted."""
     pools = _pool_namer(spark)
 
     def fit_k(k: int, first_run: int = 0) -> ElbowPoint:
         pools(f"elbow-k{k}")
-        return fit_seeds(sweep_data, k, cfg, seed, rows, first_run)
+        return fit_seeds(sweep_data, k, cfg, seed, rows, first_run, algorithm)
 
     workers = min(cfg.parallelism, len(ks))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elbow") as pool:
         # Largest K first: those fits take longest, so the pool drains evenly.
         by_k = {p.k: p for p in pool.map(fit_k, sorted(ks, reverse=True))}
-        for round_ in range(1, cfg.repair_rounds + 1):
+        for round_ in range(1, (cfg.repair_rounds if algorithm != "gmm" else 0) + 1):
             suspects = bumps([by_k[k] for k in sorted(by_k)])
             if not suspects:
                 break

@@ -89,7 +89,9 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
 
         with stage("features"):
             # The scaler learns its means and deviations from the fit rows, like the model.
-            feature_model, scaling = fit_features(sample, features, config.input.zero_variance)
+            feature_model, scaling = fit_features(
+                sample, features, config.input.zero_variance, center=config.algorithm != "bisecting"
+            )
             features = scaling.features  # without any zero-variance feature dropped by policy
             fit_data = scale_fit_rows(feature_model, sample, features)
             _check_enough_distinct(fit_data, features, config.k.max)
@@ -99,18 +101,25 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
 
         with stage("sweep"):
             ks = list(range(config.k.min, config.k.max + 1))
-            elbow = sweep(spark, fit_data, silhouette_data, ks, config.elbow, config.seed, fit_rows)
+            elbow = sweep(
+                spark, fit_data, silhouette_data, ks, config.elbow, config.seed, fit_rows, config.algorithm
+            )
 
         with stage("select_k"):
             selection = select_k(
-                ks, [p.wssse for p in elbow], [p.silhouette for p in elbow], fixed=config.k.fixed
+                ks,
+                [p.wssse for p in elbow],
+                [p.silhouette for p in elbow],
+                fixed=config.k.fixed,
+                bic=[p.bic for p in elbow] if config.algorithm == "gmm" else None,
             )
             log.info("chose k=%d by %s", selection.chosen_k, selection.method)
 
         with stage("fit"):
             # The sweep already fitted the chosen K on the same rows: its best seed is the model.
             chosen = next(p for p in elbow if p.k == selection.chosen_k)
-            segments = segments_by_size(chosen.model, scaling, lambda z: name_segments(features, z))
+            centers_z = [scaling.scaled_to_z(c) for c in chosen.centers]
+            segments = segments_by_size(centers_z, chosen.sizes, scaling, lambda z: name_segments(features, z))
             model = segment_model(feature_model, chosen.model, segments, scaling)
 
         with stage("label"):
@@ -158,6 +167,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             "labelled_rows": labelled_rows,
             "dropped_rows": dropped,
             "imputed": imputed,
+            "algorithm": config.algorithm,
             "fit_rows": fit_rows,
             "fit_quality": fit_quality,
             "chosen_k": selection.chosen_k,
@@ -197,7 +207,7 @@ OUTPUT_PARTS = ("labels", "profiles", "elbow", "model", "report", "manifest.json
 
 ELBOW_SCHEMA = (
     "k INT, wssse DOUBLE, rows LONG, silhouette DOUBLE, sizes ARRAY<LONG>, "
-    "iterations INT, seconds DOUBLE, chosen BOOLEAN"
+    "iterations INT, seconds DOUBLE, chosen BOOLEAN, log_likelihood DOUBLE, bic DOUBLE"
 )
 
 

@@ -38,7 +38,9 @@ class KSelection:
         return {
             "chosen_k": self.chosen_k,
             "method": self.method,
-            "two_line_fit_error": {str(k): v for k, v in self.scores.items()},
+            ("bic" if self.method.startswith("lowest BIC") else "two_line_fit_error"): {
+                str(k): v for k, v in self.scores.items()
+            },
             "silhouette_best_k": self.silhouette_k,
             "silhouette_agrees": self.silhouette_k == self.chosen_k,
         }
@@ -49,13 +51,22 @@ def select_k(
     wssse: list[float],
     silhouette: Optional[list[Optional[float]]] = None,
     fixed: Optional[int] = None,
+    bic: Optional[list[float]] = None,
 ) -> KSelection:
-    """Chooses K from the elbow curve; ``fixed`` overrides the rule."""
+    """Chooses K from the elbow curve; ``fixed`` overrides the rule.
+
+    With ``bic`` (a Gaussian mixture's Bayesian information criterion per K) the lowest BIC
+    decides instead: the mixture is a likelihood model, and BIC weighs its fit against its
+    number of parameters."""
     if len(ks) != len(wssse) or not ks:
         raise ValueError("ks and wssse must be non-empty and of equal length")
     silhouette_k = _best_silhouette(ks, silhouette)
     if fixed is not None:
         return KSelection(fixed, "fixed", {}, silhouette_k)
+    if bic is not None:
+        scores = dict(zip(ks, bic))
+        chosen = min(scores, key=lambda k: (scores[k], k))
+        return KSelection(chosen, "lowest BIC (Gaussian mixture log-likelihood)", scores, silhouette_k)
     if len(ks) < MIN_POINTS_FOR_TWO_LINES:
         chosen = silhouette_k if silhouette_k is not None else ks[0]
         return KSelection(

@@ -1,7 +1,8 @@
 """Stage 6, fit and label: the saved segment model and the labels it gives every customer.
 
-The segment model is one spark.ml ``PipelineModel``: assembler, scaler, KMeans and a
-final ``SQLTransformer`` that turns the KMeans cluster index into the run's segment
+The segment model is one spark.ml ``PipelineModel``: assembler, scaler, the clustering
+model (KMeans, BisectingKMeans or GaussianMixture) and a final ``SQLTransformer`` that
+turns the cluster index into the run's segment
 number, its name and the distance to its centroid. So scoring new customers later
 is ``PipelineModel.load(path).transform(df)`` and nothing more.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyspark.ml import PipelineModel
-from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.feature import SQLTransformer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -30,18 +30,19 @@ DISTANCE = "distance"
 @dataclass(frozen=True)
 class Segment:
     number: int
-    cluster: int  # the KMeans cluster index behind it
+    cluster: int  # the clustering model's cluster index behind it
     name: str
     centroid_z: tuple[float, ...]
     centroid: tuple[float, ...]  # in original units
     fitted_rows: int
 
 
-def segments_by_size(model: KMeansModel, scaling: Scaling, names_for) -> list[Segment]:
-    """Numbers the model's clusters by size and names them with ``names_for(centroids_z)``."""
-    sizes = list(model.summary.clusterSizes)
+def segments_by_size(
+    centers_z: list[list[float]], sizes: list[int], scaling: Scaling, names_for
+) -> list[Segment]:
+    """Numbers the clusters by fitted size and names them with ``names_for(centroids_z)``."""
     order = sorted(range(len(sizes)), key=lambda c: (-sizes[c], c))
-    centers = [list(map(float, model.clusterCenters()[c])) for c in order]
+    centers = [list(map(float, centers_z[c])) for c in order]
     names = names_for(centers)
     return [
         Segment(
@@ -72,10 +73,10 @@ def segment_stage(segments: list[Segment], scaling: Scaling, prediction_col: str
 
 
 def segment_model(
-    feature_model: PipelineModel, kmeans_model: KMeansModel, segments: list[Segment], scaling: Scaling
+    feature_model: PipelineModel, cluster_model, segments: list[Segment], scaling: Scaling
 ) -> PipelineModel:
-    stage = segment_stage(segments, scaling, kmeans_model.getPredictionCol())
-    return PipelineModel(stages=[*feature_model.stages, kmeans_model, stage])
+    stage = segment_stage(segments, scaling, cluster_model.getPredictionCol())
+    return PipelineModel(stages=[*feature_model.stages, cluster_model, stage])
 
 
 def label_customers(model: PipelineModel, id_col: str, features: tuple[str, ...]):

@@ -72,3 +72,11 @@ def test_errors_cover_every_interior_k_and_report_agreement():
     summary = selection.to_dict()
     assert summary["chosen_k"] == 5 and summary["silhouette_best_k"] == 5
     assert summary["silhouette_agrees"] is True
+
+
+def test_a_mixture_takes_the_k_with_the_lowest_bic_and_fixed_still_wins():
+    ks, wssse = [2, 3, 4, 5], [40.0, 20.0, 15.0, 14.0]
+    chosen = select_k(ks, wssse, bic=[900.0, 850.0, 870.0, 880.0])
+    assert (chosen.chosen_k, chosen.method) == (3, "lowest BIC (Gaussian mixture log-likelihood)")
+    assert chosen.to_dict()["bic"] == {"2": 900.0, "3": 850.0, "4": 870.0, "5": 880.0}
+    assert select_k(ks, wssse, bic=[900.0, 850.0, 870.0, 880.0], fixed=5).chosen_k == 5

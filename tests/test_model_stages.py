@@ -65,7 +65,7 @@ def test_sweep_records_every_k_from_its_fits(fitted):
 
 def test_segments_are_numbered_by_size_and_named(fitted):
     _, scaling, points = fitted
-    segments = segments_by_size(points[1].model, scaling, lambda z: name_segments(FEATURES, z))
+    segments = segments_by_size(points[1].centers, points[1].sizes, scaling, lambda z: name_segments(FEATURES, z))
     assert [s.fitted_rows for s in segments] == [4, 3, 2]
     assert [s.name for s in segments] == ["High-Value", "Mainstream", "Low-Engagement"]
     assert segments[0].centroid == pytest.approx((100.0, 90.25))
@@ -73,7 +73,7 @@ def test_segments_are_numbered_by_size_and_named(fitted):
 
 def test_labels_and_saved_model_give_segment_name_and_distance(spark, tiny, fitted, tmp_path):
     feature_model, scaling, points = fitted
-    segments = segments_by_size(points[1].model, scaling, lambda z: name_segments(FEATURES, z))
+    segments = segments_by_size(points[1].centers, points[1].sizes, scaling, lambda z: name_segments(FEATURES, z))
     model = segment_model(feature_model, points[1].model, segments, scaling)
     labels = tiny.transform(label_customers(model, "customer_id", FEATURES))
     assert labels.columns == ["customer_id", "segment", "segment_name", "distance", "income", "spending"]
@@ -96,7 +96,7 @@ def test_labels_and_saved_model_give_segment_name_and_distance(spark, tiny, fitt
 
 def test_profiles_aggregate_each_segment(spark, tiny, fitted):
     feature_model, scaling, points = fitted
-    segments = segments_by_size(points[1].model, scaling, lambda z: name_segments(FEATURES, z))
+    segments = segments_by_size(points[1].centers, points[1].sizes, scaling, lambda z: name_segments(FEATURES, z))
     model = segment_model(feature_model, points[1].model, segments, scaling)
     labels = tiny.transform(label_customers(model, "customer_id", FEATURES))
     profiles = profile_segments(spark, labels, FEATURES, segments, total=9)
@@ -117,7 +117,7 @@ def _curve(values):
     from segmentation.elbow import ElbowPoint
 
     return [ElbowPoint(k=k, wssse=w, rows=1, silhouette=None, sizes=[], iterations=1, seconds=0.0,
-                       seed=0, model=None) for k, w in zip(range(2, 2 + len(values)), values)]
+                       seed=0, model=None, centers=[]) for k, w in zip(range(2, 2 + len(values)), values)]
 
 
 def test_bumps_flag_the_k_stuck_in_a_poor_local_minimum():
