@@ -35,7 +35,7 @@ VARIANTS = {
     "9 fits at a time": ["--set", "elbow.parallelism=9"],
     "random initialisation": ["--set", "elbow.init_mode=random"],
     "random initialisation and 4 seeds per K": ["--set", "elbow.init_mode=random", "--set", "elbow.seeds_per_k=4"],
-    "k-means|| with 5 steps": ["--set", "elbow.init_steps=5"],
+    "5 k-means-parallel initialisation steps": ["--set", "elbow.init_steps=5"],
     "no repair rounds": ["--set", "elbow.repair_rounds=0"],
     "FIFO scheduler": ["--set", "spark.properties.spark.scheduler.mode=FIFO"],
     "no adaptive query execution": ["--set", "spark.properties.spark.sql.adaptive.enabled=false"],
@@ -99,7 +99,8 @@ def write_section(path: Path, rows: int, results: dict, ks: list[int]) -> None:
              f"`python benchmarks/levers.py --rows {rows}`: the job with one setting changed at a time. "
              "The gap is the job's WSSSE per row over scikit-learn's best of 10, at the worst K "
              f"(per K, {ks[0]}..{ks[-1]}, in the JSON results).", "",
-             "| variant | wall s | sweep s | worst gap | chosen K | fit rows | sample's relative error | peak GiB | commit |",
+             "| variant | wall s | sweep s | worst gap | chosen K | fit rows "
+             "| sample's relative error | peak GiB | commit |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in sorted(results.items(), key=lambda item: list(VARIANTS).index(item[0])
                           if item[0] in VARIANTS else len(VARIANTS)):
