@@ -71,7 +71,8 @@ def test_the_output_contract(spark, customers_path, run):
         "High-Value", "Low-Engagement", "Young frequent buyers", "Affluent careful spenders", "Mainstream"
     }
     elbow = pd.read_parquet(os.path.join(output, "elbow"))
-    assert list(elbow.columns) == ["k", "wssse", "rows", "silhouette", "sizes", "iterations", "seconds", "chosen"]
+    assert list(elbow.columns) == ["k", "wssse", "rows", "silhouette", "sizes", "iterations", "seconds", "chosen",
+                                  "log_likelihood", "bic"]
     assert list(elbow["k"]) == list(range(2, 9))
     assert elbow.loc[elbow["chosen"], "k"].tolist() == [5]
     assert (elbow["rows"] == 6000).all()
