@@ -10,7 +10,6 @@ best of N initialisations per K instead: the quality reference, not timed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -24,18 +23,12 @@ from sklearn.preprocessing import StandardScaler
 
 from segmentation.k_selection import select_k
 
-FEATURES = ["age", "annual_income", "spending", "purchase_frequency"]
+from baseline import FEATURES, arguments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("input")
-    parser.add_argument("output")
-    parser.add_argument("result")
-    parser.add_argument("--k-min", type=int, default=2)
-    parser.add_argument("--k-max", type=int, default=10)
+    parser = arguments()
     parser.add_argument("--runs", type=int, default=1, help="initialisations per K; the best is kept")
-    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     started = time.monotonic()
 

@@ -11,7 +11,6 @@ so the chosen K compares like with like.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -22,17 +21,11 @@ from pyspark.sql import SparkSession
 
 from segmentation.k_selection import select_k
 
-FEATURES = ["age", "annual_income", "spending", "purchase_frequency"]
+from baseline import FEATURES, arguments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("input")
-    parser.add_argument("output")
-    parser.add_argument("result")
-    parser.add_argument("--k-min", type=int, default=2)
-    parser.add_argument("--k-max", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=1)
+    parser = arguments()
     args = parser.parse_args()
     started = time.monotonic()
 

@@ -14,7 +14,7 @@ import os
 import sys
 
 from segmentation.cli import Parser, report_error
-from segmentation.config import load_config, parse_override
+from segmentation.config import ALGORITHMS, load_config, parse_override
 from segmentation.errors import InputError
 from segmentation.logs import configure_logging
 
@@ -36,7 +36,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--k-max", type=int)
     parser.add_argument("--k", type=int, help="use this K instead of choosing it from the elbow")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--algorithm", choices=["kmeans", "bisecting", "gmm"],
+    parser.add_argument("--algorithm", choices=ALGORITHMS,
                         help="kmeans (default), bisecting (BisectingKMeans), gmm (GaussianMixture, K by BIC)")
     parser.add_argument("--no-report", action="store_true", help="skip the plots")
     parser.add_argument("--remote", help="a Spark Connect server, sc://host:port (default: SPARK_REMOTE)")

@@ -71,9 +71,6 @@ class ElbowPoint:
         }
 
 
-ALGORITHMS = ("kmeans", "bisecting", "gmm")
-
-
 def estimator(algorithm: str, k: int, seed: int, cfg: ElbowConfig):
     """The spark.ml estimator of ``algorithm`` for K clusters."""
     common = dict(k=k, seed=seed, maxIter=cfg.max_iter, featuresCol=SCALED_VECTOR, predictionCol=PREDICTION)
@@ -188,7 +185,7 @@ def sweep(
 
     Refits of K that bump the WSSSE curve are for the k-means family; a Gaussian mixture
     does not minimise WSSSE, so its curve is left as fitted."""
-    pools = _pool_namer(spark)
+    pools = _thread_setup(spark)
 
     def fit_k(k: int, first_run: int = 0) -> ElbowPoint:
         pools(f"elbow-k{k}")
@@ -230,7 +227,7 @@ def sweep(
     return sorted(points, key=lambda p: p.k)
 
 
-def _pool_namer(spark: SparkSession):
+def _thread_setup(spark: SparkSession):
     """Prepares a pool thread for Spark: its own FAIR scheduler pool on classic Spark; on
     Spark Connect, the session made active in the thread (pyspark.ml's remote calls, such as
     a model's summary, look for the thread's active session)."""

@@ -3,8 +3,6 @@ pyspark's spark-class, the segment job submitted to it through ./spark-submit.sh
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +10,9 @@ import time
 import pyspark
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port, stop_process_group
 
 SPARK_CLASS = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-class")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def environment() -> dict:
@@ -43,18 +35,8 @@ def start(args: list, log_path, ready: str, timeout: float = 90) -> subprocess.P
         if daemon.poll() is not None:
             break
         time.sleep(0.5)
-    stop(daemon)
+    stop_process_group(daemon, grace=20)
     raise AssertionError(f"{args[0]} did not start:\n{open(log_path).read()[-3000:]}")
-
-
-def stop(daemon: subprocess.Popen) -> None:
-    if daemon.poll() is None:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +59,7 @@ def cluster(tmp_path_factory):
         yield master
     finally:
         for daemon in reversed(daemons):
-            stop(daemon)
+            stop_process_group(daemon, grace=20)
 
 
 def test_the_segment_job_runs_on_a_standalone_cluster(cluster, customers_path, tmp_path):

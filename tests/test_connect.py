@@ -3,7 +3,6 @@ and the segment job run through it unchanged (./spark-submit.sh --remote sc://..
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,15 +11,9 @@ import time
 import pyspark
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, free_port, stop_process_group
 
 SBIN = os.path.join(os.path.dirname(pyspark.__file__), "sbin")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def listening(port: int) -> bool:
@@ -54,13 +47,7 @@ def connect_server(tmp_path_factory):
             time.sleep(0.5)
         yield f"sc://127.0.0.1:{port}"
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+        stop_process_group(server)
 
 
 def test_the_segment_job_runs_unchanged_through_spark_connect(connect_server, customers_path, tmp_path):
