@@ -14,7 +14,7 @@ import os
 import sys
 
 from segmentation.cli import Parser, report_error
-from segmentation.config import ALGORITHMS, load_config, parse_override
+from segmentation.config import ALGORITHMS, INPUT_KINDS, load_config, parse_override
 from segmentation.errors import InputError
 from segmentation.logs import configure_logging
 
@@ -29,7 +29,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="YAML config (default %(default)s)")
     parser.add_argument("--input", help="input path, or table name with --input-format table")
     parser.add_argument("--input-format", choices=["parquet", "csv", "json", "table"])
-    parser.add_argument("--id-col", help="the customer id column")
+    parser.add_argument("--input-kind", choices=INPUT_KINDS,
+                        help="customers (one row each, the default) or transactions (RFM features are built)")
+    parser.add_argument("--id-col", "--customer-col", dest="id_col", help="the customer id column")
+    parser.add_argument("--date-col", help="transactions: the date column")
+    parser.add_argument("--amount-col", help="transactions: the amount column (returns are negative)")
+    parser.add_argument("--order-col", help="transactions: the order column (default: count purchase dates)")
+    parser.add_argument("--date-format", help="transactions: a Spark datetime pattern, e.g. yyyyMMdd")
+    parser.add_argument("--reference-date", help="transactions: YYYY-MM-DD (default: last date plus one day)")
     parser.add_argument("--features", help='comma-separated feature columns, e.g. "age,spending"')
     parser.add_argument("--output", help="where the outputs are published")
     parser.add_argument("--k-min", type=int)
@@ -49,7 +56,13 @@ def overrides(args: argparse.Namespace) -> dict:
     flags = {
         "input.path": args.input,
         "input.format": args.input_format,
+        "input.kind": args.input_kind,
         "input.id_col": args.id_col,
+        "input.transactions.date_col": args.date_col,
+        "input.transactions.amount_col": args.amount_col,
+        "input.transactions.order_col": args.order_col,
+        "input.transactions.date_format": args.date_format,
+        "input.transactions.reference_date": args.reference_date,
         "input.features": args.features,
         "output.path": args.output,
         "k.min": args.k_min,

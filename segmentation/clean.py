@@ -7,76 +7,121 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from segmentation.config import NumberTextConfig
+from segmentation.parse import is_blank, number_from_text
+
 REASON = "drop_reason"
 
 
-def drop_reason(id_col: str, features: tuple[str, ...]) -> Column:
+def drop_reason(
+    id_col: str,
+    features: tuple[str, ...],
+    parsed: dict[str, Column] | None = None,
+    log1p: tuple[str, ...] = (),
+) -> Column:
     """The first reason a row cannot be clustered, or null when it can.
 
-    Reasons are ``null <id>``, ``null <feature>``, ``NaN <feature>`` and
-    ``infinite <feature>``, checked in that order (id, then features in order),
-    so each dropped row is counted exactly once.
+    Reasons are ``null <id>``, then for each feature in order ``null <f>``,
+    ``unparseable <f>`` (text that is not a number by ``input.number_text``),
+    ``NaN <f>``, ``infinite <f>`` and ``<f> <= -1 (log1p)`` (outside log1p's domain),
+    so each dropped row is counted exactly once. ``parsed`` maps a feature stored as
+    text to the number read from it; its own column holds the raw text.
     """
+    parsed = parsed or {}
     reason = F.when(F.col(f"`{id_col}`").isNull(), F.lit(f"null {id_col}"))
     for name in features:
-        value = F.col(f"`{name}`")
+        value = parsed.get(name, F.col(f"`{name}`"))
+        if name in parsed:
+            blank = is_blank(F.col(f"`{name}`"))
+            reason = reason.when(blank, F.lit(f"null {name}")).when(value.isNull(), F.lit(f"unparseable {name}"))
         reason = (
             reason.when(value.isNull(), F.lit(f"null {name}"))
             .when(F.isnan(value), F.lit(f"NaN {name}"))
             .when(F.abs(value) == float("inf"), F.lit(f"infinite {name}"))
         )
+        if name in log1p:
+            reason = reason.when(value <= -1, F.lit(f"{name} <= -1 (log1p)"))
     return reason
 
 
-def with_drop_reason(id_col: str, features: tuple[str, ...]):
-    """``df.transform(with_drop_reason(...))`` adds the ``drop_reason`` column."""
+def with_drop_reason(
+    id_col: str,
+    features: tuple[str, ...],
+    text_features: tuple[str, ...] = (),
+    log1p: tuple[str, ...] = (),
+    rule: NumberTextConfig = NumberTextConfig(),
+):
+    """``df.transform(with_drop_reason(...))``: text features read as numbers, plus ``drop_reason``.
+
+    ``features`` are the numeric features (categorical ones are never dropped: a null
+    category is a value of its own); ``text_features`` are those of them stored as text.
+    """
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.withColumn(REASON, drop_reason(id_col, features))
+        parsed = {
+            f: number_from_text(F.col(f"`{f}`"), rule.thousands, rule.decimal, rule.symbols)
+            for f in text_features
+        }
+        reason = drop_reason(id_col, features, parsed, log1p)
+        return df.select(
+            *[parsed[c].alias(c) if c in parsed else F.col(f"`{c}`") for c in df.columns],
+            reason.alias(REASON),
+        )
 
     return transform
 
 
 @dataclass(frozen=True)
 class RowCounts:
-    """What one pass over the input found: rows, drops by reason, and repeated ids."""
+    """What one pass over the input found: rows, drops by reason, exact copies and repeated ids."""
 
     input_rows: int
     dropped: dict[str, int]  # reason -> rows, sorted by reason
-    duplicate_rows: int  # valid rows beyond the first of their id
-    duplicate_ids: int  # ids with more than one valid row
+    duplicate_rows: int  # valid rows beyond the first of their id (exact copies aside)
+    duplicate_ids: int  # ids with more than one distinct valid row
     duplicate_examples: list  # up to two such ids: the smallest and the largest
+    exact_copies: int = 0  # valid rows equal to an earlier one in the id and every feature
 
 
-def count_rows(reasoned: DataFrame, id_col: str) -> RowCounts:
-    """One pass (a scan and a shuffle by id): rows by drop reason, and duplicate ids among valid rows.
+def count_rows(reasoned: DataFrame, id_col: str, features: tuple[str, ...] = ()) -> RowCounts:
+    """One pass (a scan and one shuffle by id): rows by drop reason, exact copies and duplicate ids.
 
-    Counting per (id, reason) first puts every valid row of one id in one group, so the
-    duplicate check costs no second scan of the input.
+    The rows are shuffled by id once; counting per (id, reason, features) and then per
+    (id, reason) reuses that placement, so every valid row of one id is counted in one
+    group at no second scan or shuffle. With ``features`` empty, exact copies are not
+    told apart: they count as rows of a repeated id.
     """
-    customer = F.col(f"`{id_col}`")  # grouped in its own type: a cast would slow the shuffle
-    per_id = reasoned.groupBy(customer.alias("id"), F.col(REASON)).agg(F.count(F.lit(1)).alias("n"))
-    repeated = F.col(REASON).isNull() & (F.col("n") > 1)
+    customer = f"`{id_col}`"  # grouped in its own type: a cast would slow the shuffle
+    keys = [F.col(customer), F.col(REASON), *[F.col(f"`{f}`") for f in features]]
+    per_row = reasoned.repartition(F.col(customer)).groupBy(*keys).agg(F.count(F.lit(1)).alias("__n"))
+    per_id = per_row.groupBy(F.col(customer), F.col(REASON)).agg(
+        F.sum("__n").alias("__rows"), F.count(F.lit(1)).alias("__variants")
+    )
+    valid = F.col(REASON).isNull()
+    variants = F.col("__variants") if features else F.col("__rows")
+    repeated = valid & (variants > 1)
     counts = (
         per_id.groupBy(REASON)
         .agg(
-            F.sum("n").alias("rows"),
-            F.sum(F.when(repeated, F.col("n") - 1)).alias("extra"),
+            F.sum("__rows").alias("rows"),
+            F.sum(F.when(valid, F.col("__rows") - variants)).alias("copies"),
+            F.sum(F.when(repeated, variants - 1)).alias("extra"),
             F.count(F.when(repeated, F.lit(1))).alias("ids"),
-            F.min(F.when(repeated, F.col("id"))).cast("string").alias("first"),
-            F.max(F.when(repeated, F.col("id"))).cast("string").alias("last"),
+            F.min(F.when(repeated, F.col(customer))).cast("string").alias("first"),
+            F.max(F.when(repeated, F.col(customer))).cast("string").alias("last"),
         )
         .collect()
     )
     dropped = {row[REASON]: int(row["rows"]) for row in counts if row[REASON] is not None}
-    valid = next((row for row in counts if row[REASON] is None), None)
-    examples = [] if valid is None or valid["first"] is None else sorted({valid["first"], valid["last"]})
+    ok = next((row for row in counts if row[REASON] is None), None)
+    examples = [] if ok is None or ok["first"] is None else sorted({ok["first"], ok["last"]})
     return RowCounts(
         input_rows=sum(int(row["rows"]) for row in counts),
         dropped=dict(sorted(dropped.items())),
-        duplicate_rows=int(valid["extra"] or 0) if valid else 0,
-        duplicate_ids=int(valid["ids"]) if valid else 0,
+        duplicate_rows=int(ok["extra"] or 0) if ok else 0,
+        duplicate_ids=int(ok["ids"]) if ok else 0,
         duplicate_examples=examples,
+        exact_copies=int(ok["copies"] or 0) if ok else 0,
     )
 
 
@@ -96,12 +141,13 @@ def count_duplicate_ids(clean: DataFrame, id_col: str) -> tuple[int, int, list]:
     return int(summary["extra"]), int(summary["ids"]), list(summary["examples"] or [])
 
 
-def one_row_per_id(id_col: str, features: tuple[str, ...], policy: str):
+def one_row_per_id(id_col: str, features: tuple[str, ...], policy: str, categorical: tuple[str, ...] = ()):
     """``df.transform(one_row_per_id(...))`` for the keep_first and aggregate policies.
 
     keep_first keeps, of the rows of one id, the first in the order of its feature
     values (so the choice does not depend on how the input is split into files);
-    aggregate averages each feature over the id's rows.
+    aggregate averages each numeric feature over the id's rows and keeps the first
+    (alphabetically) value of a categorical one.
     """
 
     def transform(df: DataFrame) -> DataFrame:
@@ -112,7 +158,9 @@ def one_row_per_id(id_col: str, features: tuple[str, ...], policy: str):
                 customer, *[F.col("first").getField(f).alias(f) for f in features]
             )
         if policy == "aggregate":
-            return df.groupBy(customer).agg(*[F.avg(F.col(f"`{f}`")).alias(f) for f in features])
+            return df.groupBy(customer).agg(
+                *[(F.min if f in categorical else F.avg)(F.col(f"`{f}`")).alias(f) for f in features]
+            )
         raise ValueError(f"no transformation for duplicate id policy {policy!r}")
 
     return transform

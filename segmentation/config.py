@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import yaml
 from segmentation.errors import InputError
 
 INPUT_FORMATS = ("parquet", "csv", "json", "table")
+INPUT_KINDS = ("customers", "transactions")
+DUPLICATE_ROW_POLICIES = ("drop", "keep")
 DUPLICATE_POLICIES = ("fail", "keep_first", "aggregate")
 INVALID_VALUE_POLICIES = ("drop", "impute_median", "fail")
 ZERO_VARIANCE_POLICIES = ("error", "drop")
@@ -29,17 +32,58 @@ ALGORITHMS = ("kmeans", "bisecting", "gmm")
 
 @dataclass(frozen=True)
 class CsvOptions:
+    # false: the first line is data; name the columns with ``columns`` (else _c0, _c1, ...).
     header: bool = True
+    # One character; "whitespace" splits on runs of spaces and tabs (fixed-width exports).
     delimiter: str = ","
     quote: str = '"'
+    # Column names, in file order: required without a header, and they replace a header's.
+    columns: tuple[str, ...] = ()
+    # Spark datetime patterns for inferring date and timestamp columns, e.g. dd/MM/yyyy.
+    date_format: Optional[str] = None
+    timestamp_format: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class NumberTextConfig:
+    """How a number stored as text is read: "$1,234.50" -> 1234.5 (see segmentation/parse.py)."""
+
+    thousands: str = ","
+    decimal: str = "."
+    # Characters removed wherever they appear: currency signs and percent.
+    symbols: str = "$€£¥%"
+
+
+@dataclass(frozen=True)
+class TransactionsConfig:
+    """Columns of a transaction table (input.kind: transactions); the customer is input.id_col."""
+
+    date_col: str = "date"
+    amount_col: str = "amount"
+    # Orders are counted by this column when given, else by distinct purchase dates.
+    order_col: Optional[str] = None
+    # A Spark datetime pattern for a text or number date column, e.g. yyyyMMdd.
+    date_format: Optional[str] = None
+    # Recency and tenure are counted to this date (YYYY-MM-DD); default: the last date plus one day.
+    reference_date: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class InputConfig:
     path: Optional[str] = None
     format: str = "parquet"
+    # customers: one row per customer with its features; transactions: RFM features are built.
+    kind: str = "customers"
     id_col: str = "customer_id"
+    # For kind transactions the default is RFM_FEATURES, with RFM_TRANSFORMS.
     features: tuple[str, ...] = ("age", "annual_income", "spending", "purchase_frequency")
+    # Per feature, steps applied in order before scaling, all stages of the saved model:
+    # log1p, clip(LOW, HIGH) at approximate quantiles (e.g. clip(0.01, 0.99)), or one_hot
+    # for a categorical column (StringIndexer then OneHotEncoder; unseen values and nulls
+    # share one extra slot).
+    transforms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Rows equal in the id and every feature: drop all but one (counted), or keep them.
+    duplicate_rows: str = "drop"
     # Several rows for one id: fail (the default), keep_first (by feature order) or aggregate (mean).
     duplicate_ids: str = "fail"
     # A null, NaN or infinite feature value: drop the row (and count it), impute_median, or fail.
@@ -47,6 +91,13 @@ class InputConfig:
     # A feature with one value in every row: error, or drop it with a warning.
     zero_variance: str = "error"
     csv: CsvOptions = field(default_factory=CsvOptions)
+    number_text: NumberTextConfig = field(default_factory=NumberTextConfig)
+    transactions: TransactionsConfig = field(default_factory=TransactionsConfig)
+
+
+RFM_FEATURES = ("recency_days", "frequency", "monetary")
+RFM_COLUMNS = ("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days")
+RFM_TRANSFORMS = {"frequency": ("log1p",), "monetary": ("log1p",)}
 
 
 @dataclass(frozen=True)
@@ -129,9 +180,33 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Jo
             raise InputError(f"config {path} must be a mapping of keys, not {type(data).__name__}")
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
+    _kind_defaults(data)
     config = _build(JobConfig, data, "")
     validate(config)
     return config
+
+
+def _kind_defaults(data: dict[str, Any]) -> None:
+    """``input.features`` and ``input.transforms`` absent or null: the input kind's defaults.
+
+    For customers those of InputConfig; for transactions RFM_FEATURES, and log1p on those
+    of frequency and monetary that are features.
+    """
+    section = data.get("input")
+    if not isinstance(section, dict):
+        return
+    transactions = section.get("kind") == "transactions"
+    if section.get("features") is None:
+        section.pop("features", None)
+        if transactions:
+            section["features"] = list(RFM_FEATURES)
+    if section.get("transforms") is None:
+        section.pop("transforms", None)
+        if transactions:
+            features = section.get("features")
+            if isinstance(features, str):
+                features = [f.strip() for f in features.split(",")]
+            section["transforms"] = {k: list(v) for k, v in RFM_TRANSFORMS.items() if k in (features or ())}
 
 
 def resolve_config_path(path: str) -> str:
@@ -175,6 +250,8 @@ def validate(config: JobConfig) -> None:
         raise InputError(f"k.fixed ({k.fixed}) must lie within k.min..k.max ({k.min}..{k.max})")
     for key, value, allowed in (
         ("input.format", config.input.format, INPUT_FORMATS),
+        ("input.kind", config.input.kind, INPUT_KINDS),
+        ("input.duplicate_rows", config.input.duplicate_rows, DUPLICATE_ROW_POLICIES),
         ("input.duplicate_ids", config.input.duplicate_ids, DUPLICATE_POLICIES),
         ("input.invalid_values", config.input.invalid_values, INVALID_VALUE_POLICIES),
         ("input.zero_variance", config.input.zero_variance, ZERO_VARIANCE_POLICIES),
@@ -193,6 +270,7 @@ def validate(config: JobConfig) -> None:
             raise InputError(f"column name {name!r} contains '.' or '`', which Spark ML cannot address")
     if config.input.id_col in config.input.features:
         raise InputError(f"input.id_col {config.input.id_col!r} is also listed as a feature")
+    _validate_input_shape(config.input)
     positive = {
         "elbow.parallelism": config.elbow.parallelism,
         "elbow.seeds_per_k": config.elbow.seeds_per_k,
@@ -211,6 +289,45 @@ def validate(config: JobConfig) -> None:
         raise InputError(f"elbow.repair_rounds must be 0 or more, got {config.elbow.repair_rounds}")
     if config.elbow.tol <= 0:
         raise InputError(f"elbow.tol must be positive, got {config.elbow.tol}")
+
+
+def _validate_input_shape(cfg: InputConfig) -> None:
+    from segmentation.parse import parse_steps  # the one reader of transform steps
+
+    for name, steps in cfg.transforms.items():
+        if name not in cfg.features:
+            raise InputError(f"input.transforms.{name}: {name!r} is not one of input.features")
+        parse_steps(name, steps)
+    csv = cfg.csv
+    if csv.delimiter != "whitespace" and len(csv.delimiter) != 1:
+        raise InputError(f"input.csv.delimiter must be one character or whitespace, got {csv.delimiter!r}")
+    if cfg.format == "csv" and csv.delimiter == "whitespace" and not csv.header and not csv.columns:
+        raise InputError("input.csv.columns must name the columns of a whitespace file without a header")
+    if len(set(csv.columns)) != len(csv.columns):
+        raise InputError("input.csv.columns names a column more than once")
+    text = cfg.number_text
+    if len(text.decimal) != 1 or text.decimal == text.thousands:
+        raise InputError("input.number_text.decimal must be one character, not the thousands separator")
+    if cfg.kind == "transactions":
+        tx = cfg.transactions
+        named = [cfg.id_col, tx.date_col, tx.amount_col] + ([tx.order_col] if tx.order_col else [])
+        if len(set(named)) != len(named):
+            raise InputError("the customer, date, amount and order columns must be different columns")
+        unknown = [f for f in cfg.features if f not in RFM_COLUMNS]
+        if unknown:
+            raise InputError(
+                f"feature {unknown[0]!r} is not an RFM column; with input.kind transactions "
+                f"features are chosen from {', '.join(RFM_COLUMNS)}"
+            )
+        if tx.reference_date is not None:
+            import datetime
+
+            try:
+                datetime.date.fromisoformat(tx.reference_date)
+            except ValueError:
+                raise InputError(
+                    f"input.transactions.reference_date must be YYYY-MM-DD, got {tx.reference_date!r}"
+                ) from None
 
 
 # --- building typed objects from plain data -------------------------------------------------
@@ -244,15 +361,17 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value if value is not None else {}, f"{key}.")
     if origin is tuple:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, str):  # "a, b" or "clip(0.01, 0.99), log1p": commas in brackets stay
+            value = [part.strip() for part in re.split(r",(?![^()]*\))", value) if part.strip()]
         if not isinstance(value, (list, tuple)):
             raise InputError(f"config key {key} must be a list, got {value!r}")
         return tuple(_coerce(args[0], item, key) for item in value)
     if origin is dict:
         if not isinstance(value, dict):
             raise InputError(f"config key {key} must be a mapping, got {value!r}")
-        return {str(k): _spark_value(v) for k, v in value.items()}
+        if args[1] is str:
+            return {str(k): _spark_value(v) for k, v in value.items()}
+        return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
     if hint is bool:
         if not isinstance(value, bool):
             raise InputError(f"config key {key} must be true or false, got {value!r}")

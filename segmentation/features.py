@@ -1,67 +1,138 @@
-"""Stage 3, build features: VectorAssembler then StandardScaler, fitted once.
+"""Stage 4, build features: per-column transforms, VectorAssembler then StandardScaler, fitted once.
 
-The fitted steps are the first stages of the saved segment model, so scoring
-new customers applies exactly the same scaling.
+The transforms of ``input.transforms`` come first, all of them spark.ml stages:
+
+- ``log1p`` and ``clip(LOW, HIGH)`` (at approximate quantiles of the fit rows, which
+  become constants of the saved step) are one ``SQLTransformer`` that writes the
+  transformed value of feature ``F`` to the column ``F__transformed``;
+- ``one_hot``: ``StringIndexer`` (categories in alphabetical order; unseen values and
+  nulls go to one extra index) then ``OneHotEncoder`` (one slot per category, plus the
+  extra one), writing ``F__index`` and ``F__onehot``.
+
+Each slot of the assembled vector is a *dimension*: a numeric feature, or one category
+of a categorical feature (named ``F=value``, and ``F=(other)`` for the extra slot).
+The fitted steps are the first stages of the saved segment model, so scoring new
+customers applies exactly the same transforms and scaling.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.feature import StandardScaler, VectorAssembler
+from pyspark.ml.feature import (
+    OneHotEncoder,
+    SQLTransformer,
+    StandardScaler,
+    StringIndexer,
+    StringIndexerModel,
+    VectorAssembler,
+)
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from segmentation.errors import InputError
+from segmentation.parse import CLIP, LOG1P, Step, is_categorical, parse_steps
 
 log = logging.getLogger(__name__)
 
 RAW_VECTOR = "features"
 SCALED_VECTOR = "scaled_features"
+TRANSFORMED, INDEX, ONEHOT = "__transformed", "__index", "__onehot"
+OTHER = "(other)"
+QUANTILE_ACCURACY = 10_000
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One slot of the model's vector: a numeric feature, or one category of a categorical one."""
+
+    name: str  # the feature, or "feature=category"
+    feature: str
+    column: str  # the column that holds its value before scaling
+    category: Optional[float] = None  # one-hot: the value is 1 when column == category
+    # Numeric: the fitted steps, e.g. [["clip", 1.0, 99.0], ["log1p"]] (clip bounds in values).
+    steps: tuple[tuple[Any, ...], ...] = ()
+
+    def sql(self) -> str:
+        """Its value before scaling, as SQL over the columns the model's earlier stages add."""
+        if self.category is not None:
+            return f"CAST(`{self.column}` = {self.category!r} AS DOUBLE)"
+        return f"CAST(`{self.column}` AS DOUBLE)"
+
+    def to_original(self, value: float) -> float:
+        """A value of this dimension in the feature's own units (log1p undone; a share for a category)."""
+        for step in reversed(self.steps):
+            if step[0] == LOG1P:
+                value = math.expm1(value)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "category": None if self.category is None else self.name.split("=", 1)[1],
+            "steps": [list(s) for s in self.steps],
+        }
 
 
 @dataclass(frozen=True)
 class Scaling:
-    """Per-feature mean and standard deviation the scaler learned, in original units."""
+    """Per-dimension mean and standard deviation the scaler learned, before scaling."""
 
-    features: tuple[str, ...]
+    features: tuple[str, ...]  # the dimensions' names
     mean: tuple[float, ...]
     std: tuple[float, ...]
     # False when the scaled vector is x / std, not (x - mean) / std (see fit_features).
     centered: bool = True
+    dimensions: tuple[Dimension, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.dimensions:  # plain numeric features, no transforms
+            object.__setattr__(self, "dimensions", tuple(Dimension(f, f, f) for f in self.features))
 
     def to_z(self, values: list[float]) -> list[float]:
-        return [(v - m) / s for v, m, s in zip(values, self.mean, self.std)]
+        return [(v - m) / s if s else 0.0 for v, m, s in zip(values, self.mean, self.std)]
 
     def from_z(self, values: list[float]) -> list[float]:
         return [z * s + m for z, m, s in zip(values, self.mean, self.std)]
+
+    def original(self, values_z: list[float]) -> list[float]:
+        """A point in z-units (a centroid) in the features' own units."""
+        return [d.to_original(v) for d, v in zip(self.dimensions, self.from_z(values_z))]
 
     def scaled_to_z(self, values: list[float]) -> list[float]:
         """A point of the scaled vector's space (e.g. a model's centre) in z-units."""
         if self.centered:
             return list(values)
-        return [v - m / s for v, m, s in zip(values, self.mean, self.std)]
+        return [v - m / s if s else 0.0 for v, m, s in zip(values, self.mean, self.std)]
 
-    def to_dict(self) -> dict[str, dict[str, float]]:
+    @property
+    def input_features(self) -> tuple[str, ...]:
+        """The features behind the dimensions, in order."""
+        return tuple(dict.fromkeys(d.feature for d in self.dimensions))
+
+    @property
+    def categorical(self) -> frozenset[str]:
+        return frozenset(d.name for d in self.dimensions if d.category is not None)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
         return {
-            name: {"mean": m, "std": s} for name, m, s in zip(self.features, self.mean, self.std)
+            d.name: {"mean": m, "std": s, **d.to_dict()}
+            for d, m, s in zip(self.dimensions, self.mean, self.std)
         }
 
 
-def feature_pipeline(features: tuple[str, ...], center: bool = True) -> Pipeline:
-    return Pipeline(
-        stages=[
-            VectorAssembler(inputCols=list(features), outputCol=RAW_VECTOR),
-            StandardScaler(inputCol=RAW_VECTOR, outputCol=SCALED_VECTOR, withMean=center, withStd=True),
-        ]
-    )
-
-
 def fit_features(
-    clean: DataFrame, features: tuple[str, ...], zero_variance: str = "error", center: bool = True
+    clean: DataFrame,
+    features: tuple[str, ...],
+    zero_variance: str = "error",
+    center: bool = True,
+    transforms: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[PipelineModel, Scaling]:
-    """Fits assembler and scaler (one pass).
+    """Fits the transforms, the assembler and the scaler on ``clean`` (the fit rows).
 
     ``center=False`` scales without subtracting the mean. BisectingKMeans needs it: it
     splits a cluster by nudging its centre by 1e-4 of the centre's norm, so on centred
@@ -71,18 +142,51 @@ def fit_features(
 
     A feature with zero variance (one value in every row) carries no information and
     cannot be scaled: an input error, or with ``zero_variance="drop"`` it is left out
-    with a warning and the steps are fitted again on the others (``Scaling.features``
-    says which remain).
+    with a warning and the steps are fitted again on the others (``Scaling`` says
+    which remain). A category slot that is empty in the fit rows (the extra slot for
+    unseen values, usually) is kept: it scales to 0.
     """
-    model = feature_pipeline(features, center).fit(clean)
+    steps = {f: parse_steps(f, s) for f, s in (transforms or {}).items() if f in features}
+    numeric_steps = {f: _fit_numeric_steps(clean, f, s) for f, s in steps.items() if not is_categorical(s)}
+    categorical = [f for f in features if f in steps and is_categorical(steps[f])]
+
+    stages: list[Any] = []
+    if numeric_steps:
+        stages.append(SQLTransformer(statement=transform_statement(numeric_steps)))
+    if categorical:
+        stages.append(StringIndexer(
+            inputCols=categorical, outputCols=[f + INDEX for f in categorical],
+            handleInvalid="keep", stringOrderType="alphabetAsc",
+        ))
+        stages.append(OneHotEncoder(
+            inputCols=[f + INDEX for f in categorical], outputCols=[f + ONEHOT for f in categorical],
+            dropLast=False,
+        ))
+    inputs = [f + ONEHOT if f in categorical else f + TRANSFORMED if f in numeric_steps else f for f in features]
+    stages.append(VectorAssembler(inputCols=inputs, outputCol=RAW_VECTOR, handleInvalid="skip"))
+    stages.append(StandardScaler(inputCol=RAW_VECTOR, outputCol=SCALED_VECTOR, withMean=center, withStd=True))
+    model = Pipeline(stages=stages).fit(clean)
+
+    labels = {}
+    if categorical:
+        indexer = next(s for s in model.stages if isinstance(s, StringIndexerModel))
+        labels = dict(zip(categorical, indexer.labelsArray))
+    dimensions = []
+    for f, column in zip(features, inputs):
+        if f in labels:
+            names = [*labels[f], OTHER]
+            dimensions += [Dimension(f"{f}={v}", f, f + INDEX, float(i)) for i, v in enumerate(names)]
+        else:
+            dimensions.append(Dimension(f, f, column, None, numeric_steps.get(f, ())))
     scaler = model.stages[-1]
+    std = tuple(map(float, scaler.std.toArray()))
     scaling = Scaling(
-        features,
-        tuple(map(float, scaler.mean.toArray())),
-        tuple(map(float, scaler.std.toArray())),
-        center,
+        tuple(d.name for d in dimensions), tuple(map(float, scaler.mean.toArray())), std, center, tuple(dimensions)
     )
-    constant = [name for name, s in zip(features, scaling.std) if s == 0.0]
+    constant = [
+        f for f in features
+        if all(s == 0.0 for d, s in zip(dimensions, std) if d.feature == f)
+    ]
     if not constant:
         return model, scaling
     if zero_variance != "drop":
@@ -94,4 +198,50 @@ def fit_features(
     if not kept:
         raise InputError(f"every feature has zero variance: {', '.join(features)}")
     log.warning("dropping features with zero variance: %s", ", ".join(constant))
-    return fit_features(clean, kept, zero_variance, center)
+    return fit_features(clean, kept, zero_variance, center, transforms)
+
+
+def _fit_numeric_steps(clean: DataFrame, feature: str, steps: tuple[Step, ...]) -> tuple[tuple[Any, ...], ...]:
+    """The steps with clip quantiles turned into values of the fit rows (one pass per clip)."""
+    fitted: list[tuple[Any, ...]] = []
+    for step in steps:
+        if step.kind == CLIP:
+            expression = F.expr(step_sql(f"CAST(`{feature}` AS DOUBLE)", tuple(fitted)))
+            low, high = clean.select(
+                F.percentile_approx(expression, [step.low, step.high], QUANTILE_ACCURACY).alias("q")
+            ).first()["q"]
+            fitted.append((CLIP, float(low), float(high)))
+        else:
+            fitted.append((step.kind,))
+    return tuple(fitted)
+
+
+def step_sql(value: str, steps: tuple[tuple[Any, ...], ...]) -> str:
+    for step in steps:
+        if step[0] == LOG1P:
+            value = f"LOG1P({value})"
+        elif step[0] == CLIP:
+            value = f"LEAST(GREATEST({value}, {step[1]!r}), {step[2]!r})"
+    return value
+
+
+def transform_statement(numeric_steps: dict[str, tuple[tuple[Any, ...], ...]]) -> str:
+    """The SQLTransformer statement that adds ``F__transformed`` for each transformed feature."""
+    columns = ", ".join(
+        f"{step_sql(f'CAST(`{f}` AS DOUBLE)', steps)} AS `{f}{TRANSFORMED}`" for f, steps in numeric_steps.items()
+    )
+    return f"SELECT *, {columns} FROM __THIS__"
+
+
+def model_inputs(assembler_inputs: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(features, categorical features) of a saved model, from its VectorAssembler's input columns."""
+    features, categorical = [], []
+    for column in assembler_inputs:
+        if column.endswith(ONEHOT):
+            features.append(column[: -len(ONEHOT)])
+            categorical.append(features[-1])
+        elif column.endswith(TRANSFORMED):
+            features.append(column[: -len(TRANSFORMED)])
+        else:
+            features.append(column)
+    return tuple(features), tuple(categorical)

@@ -1,7 +1,7 @@
 """The whole segmentation job, top-down in the order the data flows:
 
-read, clean, sample, build features, sweep K, select K, fit, label, profile, publish,
-report.
+read (and, for transactions, build the RFM table), clean, sample, build features,
+sweep K, select K, fit, label, profile, publish, report.
 
 Each step is one call into its own module; this function only wires them and
 keeps the run's facts for the manifest.
@@ -29,7 +29,7 @@ from segmentation.clean import (
     one_row_per_id,
     with_drop_reason,
 )
-from segmentation.config import JobConfig
+from segmentation.config import RFM_COLUMNS, JobConfig
 from segmentation.elbow import sweep
 from segmentation.errors import InputError
 from segmentation.features import fit_features
@@ -38,7 +38,9 @@ from segmentation.label import label_customers, segment_model, segments_by_size
 from segmentation.naming import name_segments
 from segmentation.profile import profile_segments
 from segmentation.publish import Publisher, new_run_id, utc_now
-from segmentation.read import read_customers, select_features, unreadable_file
+from segmentation.parse import LOG1P, is_categorical, parse_steps
+from segmentation.read import read_input, select_features, text_columns, unreadable_file
+from segmentation.rfm import customer_rfm
 from segmentation.sample import draw_fit_rows, scale_fit_rows
 
 log = logging.getLogger(__name__)
@@ -53,33 +55,60 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     timings: dict[str, float] = {}
     stage = _stage_timer(timings)
     id_col, features = config.input.id_col, config.input.features
+    steps = {f: parse_steps(f, s) for f, s in config.input.transforms.items()}
+    categorical = tuple(f for f in features if is_categorical(steps.get(f, ())))
+    numeric = tuple(f for f in features if f not in categorical)
+    log1p_first = tuple(f for f in numeric if steps.get(f) and steps[f][0].kind == LOG1P)
+    transactions = config.input.kind == "transactions"
+    # Labels carry the features, and for transactions every RFM column.
+    carry = tuple(c for c in RFM_COLUMNS if c not in features) if transactions else ()
     publisher = Publisher.for_output(spark, config.output.path, run_id)
 
     publisher.begin()
-    sample = fit_data = None
+    sample = fit_data = rfm_cache = rfm_facts = None
     try:
         with stage("read"):
-            customers = select_features(read_customers(spark, config.input), id_col, features)
+            table = read_input(spark, config.input)
+
+        if transactions:
+            with stage("rfm"):
+                try:
+                    table, rfm_cache, rfm_facts = customer_rfm(table, config.input)
+                except Exception as exc:  # the first pass over the input finds unreadable files
+                    raise (unreadable_file(exc, config.input.format) or exc) from None
 
         with stage("clean"):
-            reasoned = customers.transform(with_drop_reason(id_col, features))
+            customers = select_features(table, id_col, features, categorical, carry)
+            text = text_columns(customers, numeric)
+            reasoned = customers.transform(
+                with_drop_reason(id_col, numeric, text, log1p_first, config.input.number_text)
+            )
+            exact = features if config.input.duplicate_rows == "drop" else ()
             try:
-                counts = count_rows(reasoned, id_col)
+                counts = count_rows(reasoned, id_col, exact)
             except Exception as exc:  # the first pass over the input finds unreadable files
                 raise (unreadable_file(exc, config.input.format) or exc) from None
             input_rows = counts.input_rows
-            clean, dropped, imputed = _apply_invalid_values(reasoned, counts.dropped, config)
+            clean, dropped, imputed = _apply_invalid_values(reasoned, counts.dropped, config, numeric)
+            if counts.exact_copies:
+                clean = clean.dropDuplicates([id_col, *features])
+                dropped["duplicate row"] = counts.exact_copies
             clean_rows = input_rows - sum(dropped.values())
             # Imputation keeps rows the pass counted as invalid: their ids are counted again.
             duplicates = (
                 count_duplicate_ids(clean, id_col) if imputed
                 else (counts.duplicate_rows, counts.duplicate_ids, counts.duplicate_examples)
             )
-            clean, clean_rows = _one_row_per_id(clean, clean_rows, config, dropped, duplicates)
+            clean, clean_rows = _one_row_per_id(clean, clean_rows, config, dropped, duplicates, categorical)
             log.info("read %d rows, dropped %d %s", input_rows, input_rows - clean_rows, dropped or "")
             if clean_rows == 0:
+                text_hint = [r.split(" ", 1)[1] for r in dropped if r.startswith("unparseable ")]
+                hint = (
+                    f"; if {text_hint[0]!r} holds categories, one-hot encode it: input.transforms: "
+                    f"{{{text_hint[0]!r}: [one_hot]}}" if text_hint else ""
+                )
                 raise InputError(
-                    f"no rows left in {config.input.path} after dropping rows with missing values {dropped}"
+                    f"no rows left in {config.input.path} after dropping rows with missing values {dropped}{hint}"
                 )
 
         with stage("sample"):
@@ -90,9 +119,10 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         with stage("features"):
             # The scaler learns its means and deviations from the fit rows, like the model.
             feature_model, scaling = fit_features(
-                sample, features, config.input.zero_variance, center=config.algorithm != "bisecting"
+                sample, features, config.input.zero_variance, config.algorithm != "bisecting",
+                config.input.transforms,
             )
-            features = scaling.features  # without any zero-variance feature dropped by policy
+            features = scaling.input_features  # without any zero-variance feature dropped by policy
             fit_data = scale_fit_rows(feature_model, sample, features)
             _check_enough_distinct(fit_data, features, config.k.max)
             silhouette_data = fit_data
@@ -119,11 +149,13 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             # The sweep already fitted the chosen K on the same rows: its best seed is the model.
             chosen = next(p for p in elbow if p.k == selection.chosen_k)
             centers_z = [scaling.scaled_to_z(c) for c in chosen.centers]
-            segments = segments_by_size(centers_z, chosen.sizes, scaling, lambda z: name_segments(features, z))
+            segments = segments_by_size(
+                centers_z, chosen.sizes, scaling, lambda z: name_segments(scaling.features, z, scaling.categorical)
+            )
             model = segment_model(feature_model, chosen.model, segments, scaling)
 
         with stage("label"):
-            labels = clean.transform(label_customers(model, id_col, features))
+            labels = clean.transform(label_customers(model, id_col, (*features, *carry)))
             (
                 labels.write.option("maxRecordsPerFile", config.output.max_rows_per_file)
                 .partitionBy("segment")
@@ -132,7 +164,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
 
         with stage("profile"):
             published = spark.read.parquet(publisher.path("labels"))
-            profiles = profile_segments(spark, published, features, segments, clean_rows).cache()
+            profiles = profile_segments(spark, published, scaling, segments, clean_rows).cache()
             per_segment = profiles.select("customers", "wssse").collect()  # K rows
             profiles.write.parquet(publisher.path("profiles"))
             profiles.unpersist()
@@ -158,9 +190,12 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             "pyspark_version": pyspark.__version__,
             "master": _master(spark),
             "config": config.to_dict(),
-            "input": {"path": config.input.path, "format": config.input.format},
+            "input": {"path": config.input.path, "format": config.input.format, "kind": config.input.kind},
+            "transactions": rfm_facts.to_dict() if rfm_facts else None,
             "id_col": id_col,
             "features": list(features),
+            "categorical_features": [f for f in categorical if f in features],
+            "dimensions": list(scaling.features),
             "dropped_features": [f for f in config.input.features if f not in features],
             "scaling": scaling.to_dict(),
             "input_rows": input_rows,
@@ -196,7 +231,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         publisher.abort()
         raise
     finally:
-        for cached in (sample, fit_data):  # the fit rows' caches, also when the run fails
+        for cached in (sample, fit_data, rfm_cache):  # the run's caches, also when it fails
             if cached is not None:
                 cached.unpersist()
     log.info("published %s (run %s)", config.output.path, run_id)
@@ -211,7 +246,7 @@ ELBOW_SCHEMA = (
 )
 
 
-def _apply_invalid_values(reasoned, dropped: dict[str, int], config: JobConfig):
+def _apply_invalid_values(reasoned, dropped: dict[str, int], config: JobConfig, numeric: tuple[str, ...]):
     """Applies ``input.invalid_values`` to rows with a null, NaN or infinite feature.
 
     Returns (clean rows, reason -> rows dropped, imputation facts for the manifest).
@@ -228,7 +263,7 @@ def _apply_invalid_values(reasoned, dropped: dict[str, int], config: JobConfig):
             f"{sum(feature_reasons.values())} rows of {config.input.path} have invalid feature values "
             f"({listed}); set input.invalid_values to drop or impute_median"
         )
-    features = config.input.features
+    features = numeric
     with_id = reasoned.where(F.col(REASON).isNull() | (F.col(REASON) != id_reason)).drop(REASON)
     medians = feature_medians(with_id, features)
     missing = [f for f, m in medians.items() if m is None]
@@ -240,7 +275,7 @@ def _apply_invalid_values(reasoned, dropped: dict[str, int], config: JobConfig):
     }
 
 
-def _one_row_per_id(clean, clean_rows: int, config: JobConfig, dropped: dict[str, int], duplicates):
+def _one_row_per_id(clean, clean_rows: int, config: JobConfig, dropped: dict[str, int], duplicates, categorical):
     """Applies ``input.duplicate_ids``; rows merged away are counted as ``duplicate id``.
 
     ``duplicates`` is (rows beyond the first of their id, ids that repeat, example ids).
@@ -256,7 +291,8 @@ def _one_row_per_id(clean, clean_rows: int, config: JobConfig, dropped: dict[str
         )
     dropped["duplicate id"] = extra
     log.info("%s: %d rows merged into %d ids by duplicate_ids=%s", id_col, extra, ids, policy)
-    return clean.transform(one_row_per_id(id_col, config.input.features, policy)), clean_rows - extra
+    merged = clean.transform(one_row_per_id(id_col, config.input.features, policy, categorical))
+    return merged, clean_rows - extra
 
 
 def _fit_quality(chosen, fit_rows: int, all_rows_wssse: float, all_rows: int) -> dict[str, Any]:

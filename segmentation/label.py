@@ -33,7 +33,7 @@ class Segment:
     cluster: int  # the clustering model's cluster index behind it
     name: str
     centroid_z: tuple[float, ...]
-    centroid: tuple[float, ...]  # in original units
+    centroid: tuple[float, ...]  # in the features' own units (a share for a category)
     fitted_rows: int
 
 
@@ -50,7 +50,7 @@ def segments_by_size(
             cluster=c,
             name=names[n],
             centroid_z=tuple(centers[n]),
-            centroid=tuple(scaling.from_z(centers[n])),
+            centroid=tuple(scaling.original(centers[n])),
             fitted_rows=int(sizes[c]),
         )
         for n, c in enumerate(order)
@@ -79,8 +79,11 @@ def segment_model(
     return PipelineModel(stages=[*feature_model.stages, cluster_model, stage])
 
 
-def label_customers(model: PipelineModel, id_col: str, features: tuple[str, ...]):
-    """``clean.transform(label_customers(...))``: id, segment, name, distance, original features."""
+def label_customers(model: PipelineModel, id_col: str, columns: tuple[str, ...]):
+    """``clean.transform(label_customers(...))``: id, segment, name, distance, then ``columns`` as given
+
+    (the features in their own units, and any carried columns such as the RFM ones).
+    """
 
     def transform(clean: DataFrame) -> DataFrame:
         return model.transform(clean).select(
@@ -88,7 +91,7 @@ def label_customers(model: PipelineModel, id_col: str, features: tuple[str, ...]
             SEGMENT,
             SEGMENT_NAME,
             DISTANCE,
-            *[F.col(f"`{name}`") for name in features],
+            *[F.col(f"`{name}`") for name in columns],
         )
 
     return transform
@@ -96,8 +99,9 @@ def label_customers(model: PipelineModel, id_col: str, features: tuple[str, ...]
 
 def _squared_distance(centroid_z: tuple[float, ...], scaling: Scaling) -> str:
     terms = [
-        f"POW((CAST(`{name}` AS DOUBLE) - ({float(mean)!r})) / ({float(std)!r}) - ({float(z)!r}), 2)"
-        for name, mean, std, z in zip(scaling.features, scaling.mean, scaling.std, centroid_z)
+        f"POW(({d.sql()} - ({float(mean)!r})) / ({float(std)!r}) - ({float(z)!r}), 2)"
+        if std else f"POW({float(z)!r}, 2)"  # a slot empty in the fit rows scales to 0
+        for d, mean, std, z in zip(scaling.dimensions, scaling.mean, scaling.std, centroid_z)
     ]
     return " + ".join(terms)
 

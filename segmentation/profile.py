@@ -4,7 +4,9 @@ Columns: ``segment``, ``segment_name``, ``customers``, ``share``, ``wssse`` (the
 the customers' squared distances to the centroid, in z-units), then for every
 feature F: ``F_mean``, ``F_min``, ``F_max``, ``F_median`` (approximate, relative
 error 1/10000) over the segment's customers, and ``F_centroid`` (original units)
-and ``F_centroid_z`` (z-units) of the model's centroid.
+and ``F_centroid_z`` (z-units) of the model's centroid. A categorical (one-hot) feature
+has, for every category ``F=v``: ``F=v_share`` (the segment's customers with that
+value), ``F=v_centroid`` (the share at the centroid) and ``F=v_centroid_z``.
 """
 
 from __future__ import annotations
@@ -13,35 +15,50 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from segmentation.features import OTHER, Scaling
 from segmentation.label import DISTANCE, SEGMENT, SEGMENT_NAME, Segment
 
 MEDIAN_ACCURACY = 10_000
 STATISTICS = ("mean", "min", "max", "median", "centroid", "centroid_z")
+CATEGORY_STATISTICS = ("share", "centroid", "centroid_z")
 
 
-def profile_columns(features: tuple[str, ...]) -> list[str]:
-    return [SEGMENT, SEGMENT_NAME, "customers", "share", "wssse"] + [
-        f"{name}_{stat}" for name in features for stat in STATISTICS
-    ]
+def profile_columns(scaling: Scaling | tuple[str, ...]) -> list[str]:
+    """The profile's columns, for a run's scaling (or for plain numeric features)."""
+    if not isinstance(scaling, Scaling):
+        scaling = Scaling(tuple(scaling), (0.0,) * len(scaling), (1.0,) * len(scaling))
+    columns = [SEGMENT, SEGMENT_NAME, "customers", "share", "wssse"]
+    for d in scaling.dimensions:
+        stats = CATEGORY_STATISTICS if d.category is not None else STATISTICS
+        columns += [f"{d.name}_{stat}" for stat in stats]
+    return columns
 
 
 def profile_segments(
-    spark: SparkSession, labels: DataFrame, features: tuple[str, ...], segments: list[Segment], total: int
+    spark: SparkSession, labels: DataFrame, scaling: Scaling, segments: list[Segment], total: int
 ) -> DataFrame:
     """Aggregates ``labels`` by segment; ``total`` is the number of labelled customers."""
     aggregates = [
         F.count(F.lit(1)).alias("customers"),
         F.sum(F.col(DISTANCE) * F.col(DISTANCE)).alias("wssse"),
     ]
-    for name in features:
-        column = F.col(f"`{name}`").cast("double")
+    for d in scaling.dimensions:
+        if d.category is not None:
+            value = d.name.split("=", 1)[1]
+            known = [o.name.split("=", 1)[1] for o in scaling.dimensions if o.feature == d.feature][:-1]
+            raw = F.col(f"`{d.feature}`")
+            is_value = raw.isNull() | ~raw.isin(known) if value == OTHER else raw.eqNullSafe(value)
+            aggregates.append(F.avg(is_value.cast("double")).alias(f"{d.name}_share"))
+            continue
+        column = F.col(f"`{d.feature}`").cast("double")
         aggregates += [
-            F.avg(column).alias(f"{name}_mean"),
-            F.min(column).alias(f"{name}_min"),
-            F.max(column).alias(f"{name}_max"),
-            F.percentile_approx(column, 0.5, MEDIAN_ACCURACY).alias(f"{name}_median"),
+            F.avg(column).alias(f"{d.name}_mean"),
+            F.min(column).alias(f"{d.name}_min"),
+            F.max(column).alias(f"{d.name}_max"),
+            F.percentile_approx(column, 0.5, MEDIAN_ACCURACY).alias(f"{d.name}_median"),
         ]
     observed = labels.groupBy(SEGMENT).agg(*aggregates)
+    names = scaling.features
     centroids = spark.createDataFrame(
         [(s.number, s.name, *s.centroid, *s.centroid_z) for s in segments],
         schema=T.StructType(
@@ -49,8 +66,8 @@ def profile_segments(
                 T.StructField(SEGMENT, T.IntegerType(), False),
                 T.StructField(SEGMENT_NAME, T.StringType(), False),
             ]
-            + [T.StructField(f"{name}_centroid", T.DoubleType(), False) for name in features]
-            + [T.StructField(f"{name}_centroid_z", T.DoubleType(), False) for name in features]
+            + [T.StructField(f"{name}_centroid", T.DoubleType(), False) for name in names]
+            + [T.StructField(f"{name}_centroid_z", T.DoubleType(), False) for name in names]
         ),
     )
     # Every segment of the model gets a row, also one that no customer fell into.
@@ -59,7 +76,7 @@ def profile_segments(
         .withColumn("customers", F.coalesce(F.col("customers"), F.lit(0).cast("long")))
         .withColumn("wssse", F.coalesce(F.col("wssse"), F.lit(0.0)))
         .withColumn("share", F.col("customers") / F.lit(float(total)))
-        .select(*[F.col(f"`{c}`") for c in profile_columns(features)])
+        .select(*[F.col(f"`{c}`") for c in profile_columns(scaling)])
         .coalesce(1)  # one small file; sorting within it needs no range-partitioning pass
         .sortWithinPartitions(SEGMENT)
     )

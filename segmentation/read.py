@@ -1,4 +1,9 @@
-"""Stage 1, read: the customer table as a DataFrame of the id and the numeric features."""
+"""Stage 1, read: the input table (customers or transactions) as a DataFrame, columns as named.
+
+CSV is read with its header or with given column names, any one-character delimiter,
+or runs of white space (``delimiter: whitespace``, for fixed-width exports); column
+types are inferred, except the id, which stays text (``0001`` keeps its zeros).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,8 @@ from segmentation.config import InputConfig
 from segmentation.errors import InputError
 
 
-def read_customers(spark: SparkSession, cfg: InputConfig) -> DataFrame:
-    """Reads ``cfg.path`` in ``cfg.format``; CSV with its header and inferred column types."""
+def read_input(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+    """Reads ``cfg.path`` in ``cfg.format``; CSV by ``cfg.csv`` (see the module doc)."""
     if cfg.path is None:
         raise InputError("no input given: set input.path in the config or pass --input")
     if cfg.format != "table":
@@ -38,39 +43,79 @@ def read_customers(spark: SparkSession, cfg: InputConfig) -> DataFrame:
 
 def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
     """Column types inferred, except the id, which stays text: ``0001`` keeps its zeros."""
-    reader = (
-        spark.read.option("header", cfg.csv.header)
-        .option("sep", cfg.csv.delimiter)
-        .option("quote", cfg.csv.quote)
-    )
+    csv = cfg.csv
+    if csv.delimiter == "whitespace":
+        return _read_whitespace(spark, cfg)
+    reader = spark.read.option("header", csv.header).option("sep", csv.delimiter).option("quote", csv.quote)
+    for option, value in (("dateFormat", csv.date_format), ("timestampFormat", csv.timestamp_format)):
+        if value is not None:
+            reader = reader.option(option, value)
     inferred = reader.option("inferSchema", True).csv(cfg.path).schema
+    if csv.columns:
+        if len(csv.columns) != len(inferred.fields):
+            raise InputError(
+                f"input.csv.columns names {len(csv.columns)} columns but {cfg.path} has {len(inferred.fields)}"
+            )
+        inferred = T.StructType([T.StructField(n, f.dataType, True) for n, f in zip(csv.columns, inferred.fields)])
     schema = T.StructType(
         [
             T.StructField(f.name, T.StringType(), True) if f.name == cfg.id_col else f
             for f in inferred.fields
         ]
     )
-    return reader.schema(schema).csv(cfg.path)
+    # With a header, Spark matches the given schema to the columns by position.
+    return reader.option("enforceSchema", True).schema(schema).csv(cfg.path)
 
 
-def select_features(df: DataFrame, id_col: str, features: tuple[str, ...]) -> DataFrame:
-    """Keeps the id and the features, in their own types; names a missing or non-numeric column."""
+def _read_whitespace(spark: SparkSession, cfg: InputConfig) -> DataFrame:
+    """Fields split on runs of spaces and tabs; every column is text (numbers are read by the clean stage)."""
+    lines = spark.read.text(cfg.path).where(F.trim(F.col("value")) != "")
+    fields = F.split(F.regexp_replace(F.col("value"), r"^\s+|\s+$", ""), r"\s+")
+    names = list(cfg.csv.columns)
+    if cfg.csv.header:
+        first = lines.first()
+        header = first["value"].split() if first is not None else []
+        names = names or header
+        lines = lines.where(F.col("value") != first["value"]) if first is not None else lines
+    if not names:
+        raise InputError(f"input {cfg.path} has no header line to name its columns")
+    return lines.select(*[fields.getItem(i).alias(n) for i, n in enumerate(names)])
+
+
+def select_features(
+    df: DataFrame,
+    id_col: str,
+    features: tuple[str, ...],
+    categorical: tuple[str, ...] = (),
+    carry: tuple[str, ...] = (),
+) -> DataFrame:
+    """The id, the features and the ``carry`` columns, in their own types.
+
+    A feature must be numeric, or text (read as numbers by the clean stage), unless it is
+    ``categorical`` (one-hot encoded). A missing column is named, with the ones there are.
+    """
     available = df.columns
-    for name in (id_col, *features):
+    for name in (id_col, *features, *carry):
         if name not in available:
             listed = ", ".join(available)
             raise InputError(f"column {name!r} not found in the input; it has: {listed}")
     types = {f.name: f.dataType for f in df.schema.fields}
     for name in features:
-        if not isinstance(types[name], T.NumericType):
+        if name not in categorical and not isinstance(types[name], (T.NumericType, T.StringType)):
             raise InputError(
                 f"feature {name!r} is not numeric (type {types[name].simpleString()}); "
                 "choose numeric columns with --features"
             )
     return df.select(
         F.col(_quoted(id_col)),
-        *[F.col(_quoted(name)) for name in features],
+        *[F.col(_quoted(name)) for name in (*features, *carry)],
     )
+
+
+def text_columns(df: DataFrame, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of ``names`` that hold text."""
+    types = {f.name: f.dataType for f in df.schema.fields}
+    return tuple(n for n in names if isinstance(types[n], T.StringType))
 
 
 _UNREADABLE = re.compile(r"\[FAILED_READ_FILE[.\w]*\] Encountered error while reading file (\S+?)\.(\s|$)")

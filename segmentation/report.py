@@ -44,12 +44,12 @@ def write_report(output: str, rows_per_segment: int = 400) -> list[str]:
     sample = label_sample(os.path.join(output, "labels"), profiles["segment"].tolist(), rows_per_segment)
     directory = os.path.join(output, "report")
     os.makedirs(directory, exist_ok=True)
-    features = manifest["features"]
+    dimensions = manifest.get("dimensions", manifest["features"])
     paths = [os.path.join(directory, name) for name in PLOTS]
     plot_elbow(elbow, manifest["chosen_k"], paths[0])
     plot_sizes(profiles, paths[1])
-    plot_profiles(profiles, features, paths[2])
-    plot_scatter(sample, profiles, features, manifest["scaling"], paths[3])
+    plot_profiles(profiles, dimensions, paths[2])
+    plot_scatter(sample, profiles, dimensions, manifest["scaling"], paths[3])
     page = os.path.join(directory, PAGE)
     write_page(manifest, profiles, elbow, paths, page)
     return [*paths, page]
@@ -59,6 +59,7 @@ def write_page(manifest: dict, profiles: pd.DataFrame, elbow: pd.DataFrame, plot
                path: str) -> None:
     """The run as one HTML file with nothing to fetch: plots inline as base64 PNG."""
     features = manifest["features"]
+    numeric = [f for f in features if f not in manifest.get("categorical_features", [])]
     e = html.escape
     table = pd.DataFrame({
         "segment": profiles["segment"],
@@ -67,7 +68,7 @@ def write_page(manifest: dict, profiles: pd.DataFrame, elbow: pd.DataFrame, plot
         "share": profiles["share"].map("{:.1%}".format),
         **{f"{name} (mean / median)": [
             f"{mean:,.2f} / {median:,.2f}" for mean, median in
-            zip(profiles[f"{name}_mean"], profiles[f"{name}_median"])] for name in features},
+            zip(profiles[f"{name}_mean"], profiles[f"{name}_median"])] for name in numeric},
     })
     selection = manifest["k_selection"]
     chosen = elbow[elbow["k"] == manifest["chosen_k"]]
@@ -169,14 +170,34 @@ def plot_profiles(profiles: pd.DataFrame, features: list[str], path: str) -> Non
     _save(fig, path)
 
 
+def dimension_values(sample: pd.DataFrame, dimensions: list[str], scaling: dict) -> np.ndarray:
+    """The sample in the model's z-units, each dimension as the model computes it before scaling:
+    a feature after its transforms (log1p, clip at fitted bounds), or 1/0 for one category."""
+    columns = []
+    for name in dimensions:
+        spec = scaling[name]
+        raw = sample[spec.get("feature", name)]
+        category = spec.get("category")
+        if category is None:
+            value = raw.to_numpy(dtype=float)
+            for step in spec.get("steps", []):
+                value = np.log1p(value) if step[0] == "log1p" else np.clip(value, step[1], step[2])
+        elif category == "(other)":
+            known = [scaling[d]["category"] for d in dimensions
+                     if scaling[d].get("feature") == spec["feature"] and scaling[d]["category"] != "(other)"]
+            value = (~raw.isin(known)).to_numpy(dtype=float)
+        else:
+            value = (raw == category).to_numpy(dtype=float)
+        columns.append((value - spec["mean"]) / spec["std"] if spec["std"] else np.zeros(len(value)))
+    return np.column_stack(columns) if columns else np.zeros((len(sample), 0))
+
+
 def plot_scatter(sample: pd.DataFrame, profiles: pd.DataFrame, features: list[str],
                  scaling: dict, path: str) -> None:
-    mean = np.array([scaling[f]["mean"] for f in features])
-    std = np.array([scaling[f]["std"] for f in features])
     fig, axis = plt.subplots(figsize=(8, 6))
     centroids = profiles[[f"{name}_centroid_z" for name in features]].to_numpy()
     if len(sample):
-        points = (sample[features].to_numpy(dtype=float) - mean) / std
+        points = dimension_values(sample, features, scaling)
         basis, axes_names = _projection(points, features)
         colours = _colours(len(profiles))
         for i, (segment, label) in enumerate(zip(profiles["segment"], _segment_labels(profiles))):

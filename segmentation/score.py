@@ -16,15 +16,17 @@ from dataclasses import replace
 from typing import Any
 
 from pyspark.ml import PipelineModel
+from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
-from segmentation.clean import REASON, keep_valid, with_drop_reason
+from segmentation.clean import keep_valid, with_drop_reason
 from segmentation.config import InputConfig
 from segmentation.errors import InputError
 from segmentation.label import SEGMENT, label_customers
 from segmentation.publish import Publisher, new_run_id, utc_now
-from segmentation.read import is_local_path, local_path, read_customers, select_features
+from segmentation.features import model_inputs
+from segmentation.read import is_local_path, local_path, read_input, select_features, text_columns
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,10 @@ def load_segment_model(path: str) -> PipelineModel:
         raise InputError(f"cannot load a segment model from {path}: {first}") from None
 
 
-def model_features(model: PipelineModel) -> tuple[str, ...]:
-    """The feature columns the model's VectorAssembler reads, in order."""
-    return tuple(model.stages[0].getInputCols())
+def model_features(model: PipelineModel) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the input columns the model reads, in order; those of them it one-hot encodes)."""
+    assembler = next(s for s in model.stages if isinstance(s, VectorAssembler))
+    return model_inputs(assembler.getInputCols())
 
 
 def run_id_col(model_path: str) -> str | None:
@@ -64,30 +67,33 @@ def score_customers(
     run_id = new_run_id()
     started_at = utc_now()
     model = load_segment_model(model_path)
-    features = model_features(model)
+    features, categorical = model_features(model)
+    numeric = tuple(f for f in features if f not in categorical)
     cfg = replace(input_cfg, features=features)
     publisher = Publisher.for_output(spark, output, run_id)
     publisher.begin()
     try:
-        customers = select_features(read_customers(spark, cfg), cfg.id_col, features)
-        reasoned = customers.transform(with_drop_reason(cfg.id_col, features))
-        # Counted while the labels are written: the input is read once.
-        counts = Observation("score_counts")
-        observed = reasoned.observe(
-            counts,
-            F.count(F.lit(1)).alias("input_rows"),
-            F.count(F.col(REASON)).alias("dropped_rows"),
-        )
+        customers = select_features(read_input(spark, cfg), cfg.id_col, features, categorical)
+        text = text_columns(customers, numeric)
+        reasoned = customers.transform(with_drop_reason(cfg.id_col, numeric, text, (), cfg.number_text))
+        # Counted while the labels are written: the input is read once. A row the model's
+        # transforms cannot take (log1p of a value <= -1) is left out by the model: counted
+        # as dropped, from the rows labelled.
+        read, written = Observation("score_input"), Observation("score_labels")
+        observed = reasoned.observe(read, F.count(F.lit(1)).alias("input_rows"))
         labels = keep_valid(observed).transform(label_customers(model, cfg.id_col, features))
+        labels = labels.observe(written, F.count(F.lit(1)).alias("labelled_rows"))
         (
             labels.write.option("maxRecordsPerFile", max_rows_per_file)
             .partitionBy(SEGMENT)
             .parquet(publisher.path("labels"))
         )
-        metrics = counts.get
-        input_rows, dropped_rows = int(metrics["input_rows"]), int(metrics["dropped_rows"])
+        input_rows = int(read.get["input_rows"])
+        dropped_rows = input_rows - int(written.get["labelled_rows"])
         if input_rows == dropped_rows:
-            raise InputError(f"no rows of {cfg.path} could be scored: all {input_rows} have missing values")
+            raise InputError(
+                f"no rows of {cfg.path} could be scored: all {input_rows} have missing or unparseable values"
+            )
         manifest = {
             "schema_version": 1,
             "run_id": run_id,

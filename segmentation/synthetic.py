@@ -91,3 +91,58 @@ def _by_segment(values: list[float]) -> Column:
     for index, value in enumerate(values[1:], start=1):
         column = column.when(F.col("true_segment") == index, float(value))
     return column
+
+
+# name, share of customers, share of transactions, (least, most) days before the end date, mean amount
+TRANSACTION_KINDS = (
+    ("Champions", 0.15, 0.45, (0, 60), 90.0),
+    ("Loyal", 0.25, 0.35, (0, 240), 45.0),
+    ("Hibernating", 0.35, 0.12, (180, 730), 25.0),
+    ("New", 0.25, 0.08, (0, 30), 35.0),
+)
+RETURN_SHARE = 0.03
+
+
+def generate_transactions(
+    spark: SparkSession,
+    rows: int,
+    customers: int,
+    seed: int = 7,
+    partitions: int | None = None,
+    end: str = "2025-12-31",
+) -> DataFrame:
+    """``rows`` transactions of about ``customers`` customers of the kinds in TRANSACTION_KINDS.
+
+    Columns: customer_id (long), date (date), invoice (long), amount (double; 3% are
+    returns, with a negative amount). Each transaction's kind is drawn by its share of
+    transactions, then its customer among that kind's customers, its date within the
+    kind's window before ``end`` and its amount around the kind's mean.
+    """
+    ids = spark.range(1, rows + 1, numPartitions=partitions) if partitions else spark.range(1, rows + 1)
+    t = F.col("id")
+    pick = _uniform(t, seed, 0)
+    kind = customer = days = mean = None
+    cumulative, offset = 0.0, 0
+    for index, (_, customer_share, tx_share, (least, most), amount) in enumerate(TRANSACTION_KINDS):
+        cumulative += tx_share
+        count = max(1, round(customers * customer_share))
+        this_customer = F.lit(offset + 1) + F.pmod(F.xxhash64(t, F.lit(seed), F.lit(1)), F.lit(count))
+        this_days = F.lit(least) + F.floor(_uniform(t, seed, 2) * (most - least + 1))
+        last = index == len(TRANSACTION_KINDS) - 1
+        condition = F.lit(True) if last else pick < cumulative
+        if kind is None:
+            customer, days, mean = (F.when(condition, c) for c in (this_customer, this_days, F.lit(amount)))
+            kind = True
+        else:
+            customer = customer.when(condition, this_customer)
+            days = days.when(condition, this_days)
+            mean = mean.when(condition, F.lit(amount))
+        offset += count
+    value = F.round(mean * (0.25 + 1.5 * _uniform(t, seed, 3)), 2)
+    sign = F.when(_uniform(t, seed, 4) < RETURN_SHARE, -1.0).otherwise(1.0)
+    return ids.select(
+        customer.cast("long").alias("customer_id"),
+        F.date_sub(F.lit(end).cast("date"), days.cast("int")).alias("date"),
+        t.alias("invoice"),
+        (sign * value).alias("amount"),
+    )

@@ -99,8 +99,8 @@ def test_profiles_aggregate_each_segment(spark, tiny, fitted):
     segments = segments_by_size(points[1].centers, points[1].sizes, scaling, lambda z: name_segments(FEATURES, z))
     model = segment_model(feature_model, points[1].model, segments, scaling)
     labels = tiny.transform(label_customers(model, "customer_id", FEATURES))
-    profiles = profile_segments(spark, labels, FEATURES, segments, total=9)
-    assert profiles.columns == profile_columns(FEATURES)
+    profiles = profile_segments(spark, labels, scaling, segments, total=9)
+    assert profiles.columns == profile_columns(scaling)
     rows = {r["segment"]: r for r in profiles.collect()}
     assert [rows[s]["customers"] for s in range(3)] == [4, 3, 2]
     assert rows[0]["share"] == pytest.approx(4 / 9)

@@ -54,3 +54,29 @@ def test_names_are_unique_and_deterministic():
 def test_describe_uses_the_two_most_distinctive_features():
     assert describe(("a", "b", "c"), [0.1, -2.0, 0.9]) == "Low b, high c"
     assert describe(("a", "b"), [0.2, 0.1]) == "Mainstream"
+
+
+RFM = ("recency_days", "frequency", "monetary")
+
+
+def test_rfm_features_get_rfm_names():
+    centroids = [
+        [-1.0, 1.5, 1.4],  # recent, frequent, big
+        [1.5, -1.0, -1.0],  # long gone, one small order
+        [-1.2, -1.1, -0.3],  # recent, one order
+        [1.0, 0.8, 0.7],  # used to buy a lot, lapsed
+        [0.0, 0.1, -0.2],  # nothing stands out
+        [-0.8, 1.0, 0.9],  # another frequent one, a little less recent
+        [0.2, -0.9, -0.6],  # drifting away
+    ]
+    assert name_segments(RFM, centroids) == [
+        "Champions", "Hibernating", "New", "At risk", "Need attention", "Loyal", "About to sleep",
+    ]
+
+
+def test_rfm_needs_all_three_roles_and_ignores_one_hot_categories():
+    assert name_segments(("recency_days", "monetary"), [[-1.0, 1.0], [1.0, -1.0]]) == [
+        "High-Value", "Low-Engagement"]
+    features = ("Genre=Female", "Genre=Male", "monetary")
+    names = name_segments(features, [[2.0, -2.0, 0.1], [-2.0, 2.0, 0.0]], frozenset(features[:2]))
+    assert names == ["Mainstream (2)", "Mainstream"]

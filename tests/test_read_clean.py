@@ -9,7 +9,7 @@ from pyspark.sql import types as T
 from segmentation.clean import count_rows, keep_valid, with_drop_reason
 from segmentation.config import CsvOptions, InputConfig
 from segmentation.errors import InputError
-from segmentation.read import read_customers, select_features
+from segmentation.read import read_input, select_features
 
 from conftest import MALL
 
@@ -54,13 +54,16 @@ def test_select_features_names_the_missing_column_and_lists_the_others(spark):
         select_features(df, "id", ("Age",))
     with pytest.raises(InputError, match="column 'customer_id' not found"):
         select_features(df, "customer_id", FEATURES)
-    with pytest.raises(InputError, match=r"feature 'note' is not numeric \(type string\)"):
-        select_features(df, "id", ("note",))
+    # Text is read as numbers by the clean stage, or one-hot encoded; other types are refused.
+    assert select_features(df, "id", ("note",)).columns == ["id", "note"]
+    dated = df.selectExpr("id", "DATE'2024-01-31' AS joined")
+    with pytest.raises(InputError, match=r"feature 'joined' is not numeric \(type date\)"):
+        select_features(dated, "id", ("joined",))
 
 
 def test_mall_csv_keeps_its_header_names_and_zero_padded_ids(spark):
     cfg = InputConfig(path=str(MALL), format="csv", id_col="CustomerID", features=FEATURES)
-    raw = read_customers(spark, cfg)
+    raw = read_input(spark, cfg)
     assert raw.columns == ["CustomerID", "Genre", "Age", "Annual Income (k$)", "Spending Score (1-100)"]
     customers = select_features(raw, "CustomerID", FEATURES)
     assert customers.schema["CustomerID"].dataType == T.StringType()
@@ -75,24 +78,24 @@ def test_csv_with_another_delimiter(spark, tmp_path):
     path.write_text('cid;"income, k$";score\n1;10,5;3\n2;20;4\n'.replace("10,5", "10.5"))
     cfg = InputConfig(path=str(path), format="csv", id_col="cid", features=("income, k$", "score"),
                       csv=CsvOptions(delimiter=";"))
-    df = select_features(read_customers(spark, cfg), "cid", ("income, k$", "score"))
+    df = select_features(read_input(spark, cfg), "cid", ("income, k$", "score"))
     assert sorted(r["income, k$"] for r in df.collect()) == [10.5, 20.0]
 
 
 def test_missing_empty_and_unreadable_inputs(spark, tmp_path):
     with pytest.raises(InputError, match="input not found: .*nowhere"):
-        read_customers(spark, InputConfig(path=str(tmp_path / "nowhere")))
+        read_input(spark, InputConfig(path=str(tmp_path / "nowhere")))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputError, match="input directory is empty"):
-        read_customers(spark, InputConfig(path=str(empty)))
+        read_input(spark, InputConfig(path=str(empty)))
     with pytest.raises(InputError, match="no input given"):
-        read_customers(spark, InputConfig(path=None))
+        read_input(spark, InputConfig(path=None))
     not_parquet = tmp_path / "text"
     not_parquet.mkdir()
     (not_parquet / "part-0.parquet").write_text("this is not parquet")
     with pytest.raises(Exception):
-        read_customers(spark, InputConfig(path=str(not_parquet))).collect()
+        read_input(spark, InputConfig(path=str(not_parquet))).collect()
 
 
 DUPLICATES = [("a", 1.0, 5), ("a", 3.0, 1), ("b", 2.0, 2), ("c", 4.0, 4), ("c", 4.0, 8), ("c", 0.5, 9)]

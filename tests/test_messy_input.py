@@ -1,0 +1,155 @@
+"""Messy customer tables: CSV options, numbers as text, duplicate rows, and per-column transforms."""
+
+import os
+
+import pandas as pd
+import pytest
+from pyspark.ml import PipelineModel
+
+from segmentation.config import CsvOptions, InputConfig
+from segmentation.errors import InputError
+from segmentation.job import run_segmentation
+from segmentation.read import read_input
+
+from conftest import MALL, small_config
+
+MALL_FEATURES = "Genre,Age,Annual Income (k$),Spending Score (1-100)"
+
+
+def test_whitespace_delimited_export_without_header(spark, tmp_path):
+    path = tmp_path / "export.txt"
+    path.write_text("  0001   19   15    39\n0002 21\t15  81\n\n  0003   20   16     6   \n")
+    cfg = InputConfig(path=str(path), format="csv", id_col="id",
+                      csv=CsvOptions(header=False, delimiter="whitespace", columns=("id", "age", "income", "score")))
+    rows = [tuple(r) for r in read_input(spark, cfg).collect()]
+    assert rows == [("0001", "19", "15", "39"), ("0002", "21", "15", "81"), ("0003", "20", "16", "6")]
+
+
+def test_semicolon_csv_with_given_names_and_quotes(spark, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("a;b;c\n'x;1';2;'3,5'\n'y';4;'1,234.5'\n")
+    cfg = InputConfig(path=str(path), format="csv", id_col="customer id",
+                      csv=CsvOptions(delimiter=";", quote="'", columns=("customer id", "visits", "spend ($)")))
+    df = read_input(spark, cfg)
+    assert df.columns == ["customer id", "visits", "spend ($)"]
+    assert [tuple(r) for r in df.collect()] == [("x;1", 2, "3,5"), ("y", 4, "1,234.5")]
+    with pytest.raises(InputError, match="input.csv.columns names 2 columns but .* has 3"):
+        read_input(spark, InputConfig(path=str(path), format="csv", csv=CsvOptions(delimiter=";", columns=("a", "b"))))
+
+
+def _messy_table(path):
+    """Text numbers in several shapes, a blank, one that never parses, exact copies, a repeated id."""
+    rows = ["id,income,spend"]
+    for i in range(60):
+        group = i % 3
+        income = [" 20,000 ", "$60,000.00", "100000"][group]
+        spend = ["(5.00)", "50", "$ 95.5"][group]
+        rows.append(f'{i},"{income}","{spend}"')
+    rows += ['60,"",10', '61,"lots",10', '0," 20,000 ","(5.00)"', '0," 20,000 ","(5.00)"', '1,"60000",51']
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_numbers_as_text_blank_unparseable_and_duplicates(spark, tmp_path):
+    path = tmp_path / "messy.csv"
+    _messy_table(path)
+    output = str(tmp_path / "out")
+    config = small_config(**{
+        "input.path": str(path), "input.format": "csv", "input.id_col": "id",
+        "input.features": "income,spend", "input.duplicate_ids": "keep_first",
+        "k.max": 3, "k.fixed": 3, "output.path": output,
+    })
+    manifest = run_segmentation(spark, config)
+    assert manifest["input_rows"] == 65
+    assert manifest["dropped_rows"] == {
+        "duplicate id": 1, "duplicate row": 2, "null income": 1, "unparseable income": 1,
+    }
+    assert manifest["labelled_rows"] == 60
+    labels = pd.read_parquet(os.path.join(output, "labels")).set_index("id")
+    assert labels.loc["0", "income"] == 20000.0 and labels.loc["0", "spend"] == -5.0
+    assert labels.loc["2", "spend"] == 95.5
+    assert sorted(labels["segment"].value_counts()) == [20, 20, 20]
+
+
+def test_duplicate_rows_kept_by_policy_are_repeated_ids(spark, tmp_path):
+    path = tmp_path / "messy.csv"
+    _messy_table(path)
+    config = small_config(**{
+        "input.path": str(path), "input.format": "csv", "input.id_col": "id", "input.features": "income,spend",
+        "input.duplicate_rows": "keep", "output.path": str(tmp_path / "out"),
+    })
+    with pytest.raises(InputError, match=r"2 ids of 'id' appear on more than one row \(3 rows too many\)"):
+        run_segmentation(spark, config)
+
+
+def test_a_text_column_of_categories_gets_a_hint(spark, tmp_path):
+    config = small_config(**{
+        "input.path": str(MALL), "input.format": "csv", "input.id_col": "CustomerID",
+        "input.features": "Genre", "output.path": str(tmp_path / "out"),
+    })
+    with pytest.raises(InputError, match=r"'unparseable Genre': 200.*one-hot encode it"):
+        run_segmentation(spark, config)
+
+
+@pytest.fixture(scope="module")
+def mall_one_hot(spark, tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("mall") / "out")
+    config = small_config(**{
+        "input.path": str(MALL), "input.format": "csv", "input.id_col": "CustomerID",
+        "input.features": MALL_FEATURES, "input.transforms.Genre": ["one_hot"],
+        "input.transforms.Annual Income (k$)": ["clip(0.01, 0.99)"],
+        "k.max": 8, "k.fixed": 6, "output.path": output,
+    })
+    return output, run_segmentation(spark, config)
+
+
+def test_mall_customers_with_genre_one_hot_encoded(mall_one_hot):
+    output, manifest = mall_one_hot
+    assert manifest["features"] == MALL_FEATURES.split(",")
+    assert manifest["categorical_features"] == ["Genre"]
+    assert manifest["dimensions"] == [
+        "Genre=Female", "Genre=Male", "Genre=(other)", "Age", "Annual Income (k$)", "Spending Score (1-100)",
+    ]
+    assert manifest["labelled_rows"] == 200
+    labels = pd.read_parquet(os.path.join(output, "labels"))
+    assert set(labels["Genre"]) == {"Male", "Female"}  # kept as it was, in the column's own name
+    assert labels["CustomerID"].str.len().eq(4).all()
+    profiles = pd.read_parquet(os.path.join(output, "profiles"))
+    shares = profiles[["Genre=Female_share", "Genre=Male_share", "Genre=(other)_share"]]
+    assert shares.sum(axis=1).round(12).eq(1.0).all()
+    assert profiles["Genre=(other)_share"].eq(0).all()
+    # The centroid's share of a category matches the segment's share (k-means centroids are means).
+    pairs = profiles[["Genre=Male_centroid", "Genre=Male_share"]].to_numpy()
+    assert all(abs(c - s) < 0.05 for c, s in pairs)
+    # Clipping at the 1% and 99% quantiles is a fitted step; the labels keep the original value.
+    clip = manifest["scaling"]["Annual Income (k$)"]["steps"][0]
+    assert clip[0] == "clip" and 15 <= clip[1] < clip[2] < 137
+    assert labels["Annual Income (k$)"].max() == 137
+
+
+def test_the_saved_model_scores_unseen_categories_into_the_extra_slot(spark, mall_one_hot, tmp_path):
+    output, _ = mall_one_hot
+    model = PipelineModel.load(os.path.join(output, "model"))
+    raw = read_input(spark, InputConfig(path=str(MALL), format="csv", id_col="CustomerID"))
+    labelled = pd.read_parquet(os.path.join(output, "labels")).set_index("CustomerID")
+    scored = model.transform(raw).select("CustomerID", "segment").toPandas().set_index("CustomerID")
+    assert (scored["segment"] == labelled.loc[scored.index, "segment"]).all()
+    unseen = raw.limit(3).selectExpr("CustomerID", "'Other' AS Genre", "Age", "`Annual Income (k$)`",
+                                     "`Spending Score (1-100)`")
+    vectors = model.transform(unseen).select("Genre__onehot", "segment").collect()
+    assert [v["Genre__onehot"].toArray().tolist() for v in vectors] == [[0.0, 0.0, 1.0]] * 3
+    assert all(v["segment"] is not None for v in vectors)
+
+
+def test_transform_config_errors(tmp_path):
+    from segmentation.config import load_config
+
+    with pytest.raises(InputError, match="unknown step 'sqrt'"):
+        load_config(None, {"input.transforms.age": ["sqrt"]})
+    with pytest.raises(InputError, match="'income' is not one of input.features"):
+        load_config(None, {"input.transforms.income": ["log1p"]})
+    with pytest.raises(InputError, match="clip quantiles must satisfy"):
+        load_config(None, {"input.transforms.age": "clip(0.9, 0.1)"})
+    with pytest.raises(InputError, match="one_hot is a step of its own"):
+        load_config(None, {"input.transforms.age": "one_hot, log1p"})
+    config = load_config(None, {"input.transforms.age": "clip(0.01, 0.99), log1p"})
+    assert config.input.transforms == {"age": ("clip(0.01, 0.99)", "log1p")}
