@@ -10,8 +10,10 @@ OUTPUT ?= output
 ROWS ?= 1000000
 REPEATS ?= 3
 SYSTEMS ?= job,sklearn,tutorial
+TX_ROWS ?= 1000000
+TX_CUSTOMERS ?= 100000
 
-.PHONY: run test bench levers venv clean
+.PHONY: run test bench bench-transactions levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,11 @@ test: $(STAMP)
 # replaces that size's section of BENCHMARKS.md (see benchmarks/run.py).
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/run.py --rows $(ROWS) --repeats $(REPEATS) --systems $(SYSTEMS)
+
+# The RFM path: the job on TX_ROWS synthetic transactions of TX_CUSTOMERS customers
+# (see benchmarks/transactions.py); replaces that section of BENCHMARKS.md.
+bench-transactions: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/transactions.py --rows $(TX_ROWS) --customers $(TX_CUSTOMERS) --repeats $(REPEATS)
 
 # The job's settings, one changed at a time, on ROWS customers (see benchmarks/levers.py).
 levers: $(STAMP)

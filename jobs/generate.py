@@ -1,6 +1,7 @@
-"""Synthetic customers with planted segments, written as Parquet (or CSV).
+"""Synthetic customers with planted segments, or their transactions, written as Parquet (or CSV).
 
     ./spark-submit.sh jobs/generate.py --rows N --output PATH [--seed S] [--segments K] [--partitions P]
+    ./spark-submit.sh jobs/generate.py --kind transactions --rows N --customers M --output PATH
 
 Rows are made on the executors from spark.range: the driver never holds them.
 """
@@ -25,7 +26,9 @@ log = logging.getLogger("generate")
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = Parser(prog="generate.py", description="Generate synthetic customers.")
-    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--kind", choices=["customers", "transactions"], default="customers")
+    parser.add_argument("--rows", type=int, required=True, help="customers, or transactions with --kind transactions")
+    parser.add_argument("--customers", type=int, help="transactions: how many customers (default rows / 10)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--segments", type=int, default=5, help=f"planted segments, 1..{MAX_SEGMENTS}")
@@ -54,12 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         return report_error(exc)
 
     from segmentation.session import build_session
-    from segmentation.synthetic import generate_customers
+    from segmentation.synthetic import generate_customers, generate_transactions
 
     spark = build_session(config)
     try:
-        customers = generate_customers(spark, args.rows, args.segments, args.seed, args.partitions)
-        writer = customers.write.mode("overwrite" if args.overwrite else "errorifexists")
+        if args.kind == "transactions":
+            customers = max(1, args.customers or args.rows // 10)
+            rows = generate_transactions(spark, args.rows, customers, args.seed, args.partitions)
+        else:
+            rows = generate_customers(spark, args.rows, args.segments, args.seed, args.partitions)
+        writer = rows.write.mode("overwrite" if args.overwrite else "errorifexists")
         if args.format == "csv":
             writer.option("header", True).csv(args.output)
         else:
@@ -69,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         spark.stop()
-    print(f"wrote {args.rows} customers in {args.segments} segments to {args.output}")
+    what = "transactions" if args.kind == "transactions" else f"customers in {args.segments} segments"
+    print(f"wrote {args.rows} {what} to {args.output}")
     return 0
 
 
