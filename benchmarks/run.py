@@ -241,15 +241,18 @@ def machine() -> dict:
 
 
 def write_markdown(path: Path, report: dict) -> None:
+    replace_section(path, f"## {report['rows']:,} rows\n", render_section(report), report["machine"])
+
+
+def replace_section(path: Path, heading: str, section: str, machine_facts: dict) -> None:
+    """Replaces (or appends) the section of BENCHMARKS.md that starts with ``heading``, and the machine's."""
     text = path.read_text() if path.exists() else HEADER
-    section = render_section(report)
-    marker = f"## {report['rows']:,} rows"
-    pattern = re.compile(rf"^{re.escape(marker)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text)
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    text = re.sub(r"^## Machine\n.*?(?=^## |\Z)", lambda _: render_machine(report["machine"]), text,
+    text = re.sub(r"^## Machine\n.*?(?=^## |\Z)", lambda _: render_machine(machine_facts), text,
                   flags=re.S | re.M)
     path.write_text(_sorted_sections(text))
 

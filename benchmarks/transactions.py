@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import HEADER, PeakMemory, _sorted_sections, commit, machine, render_machine  # noqa: E402
+from run import PeakMemory, commit, machine, replace_section  # noqa: E402
 
 JOB_ARGS = ["--input-kind", "transactions", "--order-col", "invoice"]
 
@@ -128,17 +127,8 @@ def render_section(report: dict) -> str:
 
 
 def write_markdown(path: Path, report: dict) -> None:
-    text = path.read_text() if path.exists() else HEADER
-    section = render_section(report)
-    marker = f"## Transactions: {report['rows']:,} rows"
-    pattern = re.compile(rf"^{re.escape(marker)}.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    text = re.sub(r"^## Machine\n.*?(?=^## |\Z)", lambda _: render_machine(report["machine"]), text,
-                  flags=re.S | re.M)
-    path.write_text(_sorted_sections(text))
+    heading = f"## Transactions: {report['rows']:,} rows"
+    replace_section(path, heading, render_section(report), report["machine"])
 
 
 if __name__ == "__main__":
