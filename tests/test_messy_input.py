@@ -153,3 +153,23 @@ def test_transform_config_errors(tmp_path):
         load_config(None, {"input.transforms.age": "one_hot, log1p"})
     config = load_config(None, {"input.transforms.age": "clip(0.01, 0.99), log1p"})
     assert config.input.transforms == {"age": ("clip(0.01, 0.99)", "log1p")}
+
+
+def test_csv_date_formats_give_dates_the_rfm_stage_reads(spark, tmp_path):
+    from segmentation.config import load_config
+    from segmentation.rfm import customer_rfm
+
+    path = tmp_path / "sales.csv"
+    path.write_text("id,day,at,amount\n1,31/12/2024,31/12/2024 10:15,5\n1,01/02/2025,01/02/2025 08:00,7\n")
+    config = load_config(None, {
+        "input.path": str(path), "input.format": "csv", "input.id_col": "id", "input.kind": "transactions",
+        "input.csv.date_format": "dd/MM/yyyy", "input.csv.timestamp_format": "dd/MM/yyyy HH:mm",
+        "input.transactions.date_col": "at",
+    }).input
+    table = read_input(spark, config)
+    assert [f.dataType.simpleString() for f in table.schema.fields] == ["string", "date", "timestamp", "int"]
+    customers, cache, facts = customer_rfm(table, config)
+    row = customers.first()
+    assert (row["recency_days"], row["tenure_days"], row["frequency"], row["monetary"]) == (1, 33, 2, 12.0)
+    assert facts.reference_date == "2025-02-02"
+    cache.unpersist()
