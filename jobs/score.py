@@ -1,7 +1,12 @@
 """Label new customers with a saved segment model.
 
     ./spark-submit.sh jobs/score.py --model OUTPUT/model --input PATH --output PATH2 \
-        [--input-format parquet|csv|json|table] [--id-col NAME] [--config conf/local.yaml]
+        [--input-format parquet|csv|json|table] [--id-col NAME] [--config conf/local.yaml] \
+        [--input-kind transactions] [--set KEY=VALUE ...]
+
+A model fitted on transactions scores transactions (``--input-kind transactions``, with the
+columns under ``input.transactions.*``): the RFM columns are built first, as the segment
+job builds them, to the new data's own reference date unless one is set.
 
 Writes PATH2/labels/segment=<n>/ (the segment job's layout), PATH2/manifest.json and
 PATH2/_SUCCESS, published atomically. Exit codes as the segment job: 0, 2 (bad input,
@@ -16,7 +21,7 @@ import sys
 from dataclasses import replace
 
 from segmentation.cli import Parser, report_error
-from segmentation.config import load_config
+from segmentation.config import INPUT_KINDS, load_config, parse_override
 from segmentation.errors import InputError
 from segmentation.logs import configure_logging
 
@@ -31,6 +36,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--id-col", help="default: the id column of the run that made the model")
     parser.add_argument("--output", required=True)
     parser.add_argument("--config", default=None, help="YAML config: Spark properties, CSV options")
+    parser.add_argument("--input-kind", choices=INPUT_KINDS,
+                        help="transactions: build the RFM columns first (input.transactions.* set the columns)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set input.transactions.order_col=invoice")
     return parser.parse_args(argv)
 
 
@@ -38,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("score")
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        config = load_config(args.config)
+        overrides = dict(parse_override(item) for item in args.set)
+        if args.input_kind:
+            overrides["input.kind"] = args.input_kind
+        config = load_config(args.config, overrides)
     except InputError as exc:
         return report_error(exc)
 

@@ -21,11 +21,12 @@ from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.clean import keep_valid, with_drop_reason
-from segmentation.config import InputConfig
+from segmentation.config import RFM_COLUMNS, InputConfig
 from segmentation.errors import InputError
 from segmentation.label import SEGMENT, label_customers
 from segmentation.publish import Publisher, new_run_id, utc_now
 from segmentation.features import model_inputs
+from segmentation.rfm import customer_rfm
 from segmentation.read import is_local_path, local_path, read_input, select_features, text_columns
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,16 @@ def score_customers(
     features, categorical = model_features(model)
     numeric = tuple(f for f in features if f not in categorical)
     cfg = replace(input_cfg, features=features)
+    transactions = cfg.kind == "transactions"
+    carry = tuple(c for c in RFM_COLUMNS if c not in features) if transactions else ()
     publisher = Publisher.for_output(spark, output, run_id)
     publisher.begin()
+    rfm_cache = rfm_facts = None
     try:
-        customers = select_features(read_input(spark, cfg), cfg.id_col, features, categorical)
+        table = read_input(spark, cfg)
+        if transactions:  # the customers' RFM columns, built as the segment job builds them
+            table, rfm_cache, rfm_facts = customer_rfm(table, cfg)
+        customers = select_features(table, cfg.id_col, features, categorical, carry)
         text = text_columns(customers, numeric)
         reasoned = customers.transform(with_drop_reason(cfg.id_col, numeric, text, (), cfg.number_text))
         # Counted while the labels are written: the input is read once. A row the model's
@@ -81,7 +88,7 @@ def score_customers(
         # as dropped, from the rows labelled.
         read, written = Observation("score_input"), Observation("score_labels")
         observed = reasoned.observe(read, F.count(F.lit(1)).alias("input_rows"))
-        labels = keep_valid(observed).transform(label_customers(model, cfg.id_col, features))
+        labels = keep_valid(observed).transform(label_customers(model, cfg.id_col, (*features, *carry)))
         labels = labels.observe(written, F.count(F.lit(1)).alias("labelled_rows"))
         (
             labels.write.option("maxRecordsPerFile", max_rows_per_file)
@@ -102,7 +109,8 @@ def score_customers(
             "finished_at": utc_now(),
             "spark_version": spark.version,
             "model": model_path,
-            "input": {"path": cfg.path, "format": cfg.format},
+            "input": {"path": cfg.path, "format": cfg.format, "kind": cfg.kind},
+            "transactions": rfm_facts.to_dict() if rfm_facts else None,
             "id_col": cfg.id_col,
             "features": list(features),
             "input_rows": input_rows,
@@ -114,5 +122,8 @@ def score_customers(
     except BaseException:
         publisher.abort()
         raise
+    finally:
+        if rfm_cache is not None:
+            rfm_cache.unpersist()
     log.info("scored %d customers into %s", input_rows - dropped_rows, output)
     return manifest

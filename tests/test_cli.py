@@ -86,6 +86,8 @@ def test_report_runs_alone_on_a_published_output(published):
         (["--frobnicate"], "error: unrecognized arguments: --frobnicate"),
         (["--input", "FEW_CSV", "--input-format", "csv", "--id-col", "id", "--features", "x,y"],
          "error: only 3 distinct customers (feature combinations) to cluster, fewer than k.max = 10"),
+        (["--input-kind", "transactions", "--date-col", "age", "--amount-col", "spend"],
+         "error: amount column 'spend' not found in the transactions; they have: customer_id, age,"),
     ],
 )
 def test_bad_input_exits_2_with_one_error_line_and_keeps_the_last_publish(published, tmp_path, args, message):
@@ -181,3 +183,23 @@ def test_a_read_only_output_location_is_an_error_and_keeps_the_last_publish(publ
     assert len(errors) == 1 and errors[0].startswith(
         f"error: cannot write beside the output {output}: Operation not permitted"), result.stderr[-2000:]
     assert digest(output) == before
+
+
+def test_the_job_segments_transactions_from_the_command_line(tmp_path):
+    from test_rfm import planted_transactions
+
+    sales = tmp_path / "sales.csv"
+    pd.DataFrame(planted_transactions(), columns=["Customer ID", "Invoice Date", "Invoice", "Amount"]) \
+        .to_csv(sales, index=False)
+    output = str(tmp_path / "rfm")
+    result = submit("jobs/segment.py", "--input-kind", "transactions", "--input", str(sales), "--input-format",
+                    "csv", "--customer-col", "Customer ID", "--date-col", "Invoice Date", "--amount-col", "Amount",
+                    "--order-col", "Invoice", "--date-format", "yyyyMMdd", "--reference-date", "2025-01-15",
+                    "--k-max", "5", "--k", "3", "--output", output)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "published 3 segments of 300 customers" in result.stdout
+    manifest = json.load(open(os.path.join(output, "manifest.json")))
+    assert manifest["transactions"]["reference_date"] == "2025-01-15"
+    assert {s["segment_name"] for s in manifest["segments"]} == {"Champions", "Hibernating", "New"}
+    labels = pd.read_parquet(os.path.join(output, "labels"))
+    assert labels["recency_days"].min() >= 15  # counted to the given reference date

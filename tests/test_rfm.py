@@ -13,6 +13,7 @@ from segmentation.config import load_config
 from segmentation.errors import InputError
 from segmentation.job import run_segmentation
 from segmentation.rfm import customer_rfm
+from segmentation.score import score_customers
 
 from conftest import small_config
 
@@ -166,3 +167,9 @@ def test_the_job_segments_transactions_in_rfm_terms(spark, tmp_path):
     with open(os.path.join(output, "manifest.json"), encoding="utf-8") as handle:
         scaling = json.load(handle)["scaling"]
     assert scaling["monetary"]["steps"] == [["log1p"]] and scaling["recency_days"]["steps"] == []
+    # The saved model scores the same transactions into the same segments.
+    scored = score_customers(spark, os.path.join(output, "model"), config.input, str(tmp_path / "scored"))
+    assert scored["labelled_rows"] == 300 and scored["transactions"]["reference_date"] == "2025-01-01"
+    again = pd.read_parquet(tmp_path / "scored" / "labels").set_index("Customer ID").sort_index()
+    assert again["segment"].astype(int).equals(labels.set_index("Customer ID").sort_index()["segment"].astype(int))
+    assert list(again.columns) == list(labels.set_index("Customer ID").columns)
