@@ -21,14 +21,17 @@ def drop_reason(
 ) -> Column:
     """The first reason a row cannot be clustered, or null when it can.
 
-    Reasons are ``null <id>``, then for each feature in order ``null <f>``,
-    ``unparseable <f>`` (text that is not a number by ``input.number_text``),
-    ``NaN <f>``, ``infinite <f>`` and ``<f> <= -1 (log1p)`` (outside log1p's domain),
-    so each dropped row is counted exactly once. ``parsed`` maps a feature stored as
+    Reasons are ``null <id>``, then ``<f> <= -1 (log1p)`` for each feature under log1p
+    (outside its domain: such a row is dropped under every policy, so it is checked
+    first), then for each feature in order ``null <f>``, ``unparseable <f>`` (text that
+    is not a number by ``input.number_text``), ``NaN <f>`` and ``infinite <f>``, so
+    each dropped row is counted exactly once. ``parsed`` maps a feature stored as
     text to the number read from it; its own column holds the raw text.
     """
     parsed = parsed or {}
     reason = F.when(F.col(f"`{id_col}`").isNull(), F.lit(f"null {id_col}"))
+    for name in log1p:
+        reason = reason.when(parsed.get(name, F.col(f"`{name}`")) <= -1, F.lit(f"{name} <= -1 (log1p)"))
     for name in features:
         value = parsed.get(name, F.col(f"`{name}`"))
         if name in parsed:
@@ -39,8 +42,6 @@ def drop_reason(
             .when(F.isnan(value), F.lit(f"NaN {name}"))
             .when(F.abs(value) == float("inf"), F.lit(f"infinite {name}"))
         )
-        if name in log1p:
-            reason = reason.when(value <= -1, F.lit(f"{name} <= -1 (log1p)"))
     return reason
 
 

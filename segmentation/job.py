@@ -247,10 +247,12 @@ ELBOW_SCHEMA = (
 
 
 def _apply_invalid_values(reasoned, dropped: dict[str, int], config: JobConfig, numeric: tuple[str, ...]):
-    """Applies ``input.invalid_values`` to rows with a null, NaN or infinite feature.
+    """Applies ``input.invalid_values`` to rows with a null, unparseable, NaN or infinite feature.
 
     Returns (clean rows, reason -> rows dropped, imputation facts for the manifest).
-    Rows with a null id are always dropped.
+    Rows with a null id are always dropped; so are rows with a log1p feature <= -1,
+    unless the policy is fail (there is no median to put in their place that would
+    not hide the problem).
     """
     id_reason = f"null {config.input.id_col}"
     feature_reasons = {r: n for r, n in dropped.items() if r != id_reason}
@@ -263,15 +265,18 @@ def _apply_invalid_values(reasoned, dropped: dict[str, int], config: JobConfig, 
             f"{sum(feature_reasons.values())} rows of {config.input.path} have invalid feature values "
             f"({listed}); set input.invalid_values to drop or impute_median"
         )
-    features = numeric
-    with_id = reasoned.where(F.col(REASON).isNull() | (F.col(REASON) != id_reason)).drop(REASON)
-    medians = feature_medians(with_id, features)
+    always = [id_reason, *[r for r in dropped if r.endswith(" (log1p)")]]
+    imputed = {r: n for r, n in dropped.items() if r not in always}
+    if not imputed:
+        return keep_valid(reasoned), dropped, {}
+    with_id = reasoned.where(F.col(REASON).isNull() | ~F.col(REASON).isin(always)).drop(REASON)
+    medians = feature_medians(with_id, numeric)
     missing = [f for f, m in medians.items() if m is None]
     if missing:
         raise InputError(f"feature {missing[0]!r} has no valid value to take a median of")
-    kept = {r: n for r, n in dropped.items() if r == id_reason}
-    return with_id.transform(impute(features, medians)), kept, {
-        "policy": policy, "rows_by_first_reason": feature_reasons, "medians": medians
+    kept = {r: n for r, n in dropped.items() if r in always}
+    return with_id.transform(impute(numeric, medians)), kept, {
+        "policy": policy, "rows_by_first_reason": imputed, "medians": medians
     }
 
 

@@ -173,3 +173,17 @@ def test_csv_date_formats_give_dates_the_rfm_stage_reads(spark, tmp_path):
     assert (row["recency_days"], row["tenure_days"], row["frequency"], row["monetary"]) == (1, 33, 2, 12.0)
     assert facts.reference_date == "2025-02-02"
     cache.unpersist()
+
+
+def test_log1p_outside_its_domain_is_dropped_even_when_imputing(spark, tmp_path):
+    path = str(tmp_path / "spend")
+    rows = [(i, float(i % 2) * 100 + i, float(i % 2) * 50 + 1) for i in range(40)]
+    rows += [(40, -2.0, None), (41, None, 5.0)]  # -2 cannot take log1p; the null is imputed
+    spark.createDataFrame(rows, "customer_id LONG, spend DOUBLE, visits DOUBLE").write.parquet(path)
+    manifest = run_segmentation(spark, small_config(**{
+        "input.path": path, "input.features": "spend,visits", "input.transforms.spend": ["log1p"],
+        "input.invalid_values": "impute_median", "k.max": 3, "k.fixed": 2, "output.path": str(tmp_path / "o"),
+    }))
+    assert manifest["dropped_rows"] == {"spend <= -1 (log1p)": 1}
+    assert manifest["imputed"]["rows_by_first_reason"] == {"null spend": 1}
+    assert manifest["labelled_rows"] == 41
