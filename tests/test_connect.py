@@ -81,3 +81,25 @@ def test_bad_input_through_spark_connect_is_one_error_line(connect_server, tmp_p
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "missing" in errors[0]
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_transactions_and_their_rfm_stage_run_through_spark_connect(connect_server, tmp_path):
+    import pandas as pd
+    from test_rfm import planted_transactions
+
+    sales = tmp_path / "sales.csv"
+    pd.DataFrame(planted_transactions(), columns=["customer_id", "date", "invoice", "amount"]).to_csv(sales, index=False)
+    output = str(tmp_path / "rfm")
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    env.pop("SPARK_HOME", None)
+    result = subprocess.run(
+        [str(ROOT / "spark-submit.sh"), "--remote", connect_server, "jobs/segment.py", "--input-kind",
+         "transactions", "--input", str(sales), "--input-format", "csv", "--order-col", "invoice",
+         "--date-format", "yyyyMMdd", "--k-max", "4", "--k", "3", "--set", "elbow.seeds_per_k=1",
+         "--output", output],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    manifest = json.load(open(os.path.join(output, "manifest.json")))
+    assert manifest["transactions"]["transactions"] == len(planted_transactions())
+    assert {s["segment_name"] for s in manifest["segments"]} == {"Champions", "Hibernating", "New"}
