@@ -155,6 +155,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             model = segment_model(feature_model, chosen.model, segments, scaling)
 
         with stage("label"):
+            # For transactions all RFM columns, also one dropped as a feature for zero variance.
+            carry = tuple(c for c in RFM_COLUMNS if c not in features) if transactions else ()
             labels = clean.transform(label_customers(model, id_col, (*features, *carry)))
             (
                 labels.write.option("maxRecordsPerFile", config.output.max_rows_per_file)

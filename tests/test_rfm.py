@@ -173,3 +173,20 @@ def test_the_job_segments_transactions_in_rfm_terms(spark, tmp_path):
     again = pd.read_parquet(tmp_path / "scored" / "labels").set_index("Customer ID").sort_index()
     assert again["segment"].astype(int).equals(labels.set_index("Customer ID").sort_index()["segment"].astype(int))
     assert list(again.columns) == list(labels.set_index("Customer ID").columns)
+
+
+def test_labels_keep_every_rfm_column_when_a_feature_has_no_variance(spark, tmp_path):
+    # Every customer bought once: frequency is 1 everywhere and is dropped as a feature by policy.
+    rows = [(f"c{i}", D(2024, 1, 1) + datetime.timedelta(days=i % 30), f"o{i}", 10.0 + (i % 7) * 30)
+            for i in range(60)]
+    path = str(tmp_path / "once")
+    spark.createDataFrame(rows, TRANSACTIONS).write.parquet(path)
+    output = str(tmp_path / "out")
+    manifest = run_segmentation(spark, small_config(**{
+        "input.kind": "transactions", "input.path": path, "input.transactions.order_col": "invoice",
+        "input.zero_variance": "drop", "k.max": 3, "k.fixed": 2, "output.path": output,
+    }))
+    assert manifest["dropped_features"] == ["frequency"]
+    labels = pd.read_parquet(os.path.join(output, "labels"))
+    assert set(labels.columns) >= {"recency_days", "frequency", "monetary", "avg_order_value", "tenure_days"}
+    assert labels["frequency"].eq(1).all()
