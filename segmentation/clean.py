@@ -60,8 +60,7 @@ def with_drop_reason(
 
     def transform(df: DataFrame) -> DataFrame:
         parsed = {
-            f: number_from_text(F.col(f"`{f}`"), rule.thousands, rule.decimal, rule.symbols)
-            for f in text_features
+            f: number_from_text(F.col(f"`{f}`"), rule) for f in text_features
         }
         reason = drop_reason(id_col, features, parsed, log1p)
         return df.select(

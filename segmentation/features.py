@@ -35,7 +35,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from segmentation.errors import InputError
-from segmentation.parse import CLIP, LOG1P, Step, is_categorical, parse_steps
+from segmentation.parse import CLIP, LOG1P, Step, is_categorical
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class Dimension:
     category: Optional[float] = None  # one-hot: the value is 1 when column == category
     # Numeric: the fitted steps, e.g. [["clip", 1.0, 99.0], ["log1p"]] (clip bounds in values).
     steps: tuple[tuple[Any, ...], ...] = ()
+    value: Optional[str] = None  # one-hot: the category's value in the input, or OTHER
 
     def sql(self) -> str:
         """Its value before scaling, as SQL over the columns the model's earlier stages add."""
@@ -73,7 +74,7 @@ class Dimension:
     def to_dict(self) -> dict[str, Any]:
         return {
             "feature": self.feature,
-            "category": None if self.category is None else self.name.split("=", 1)[1],
+            "category": self.value,
             "steps": [list(s) for s in self.steps],
         }
 
@@ -130,9 +131,10 @@ def fit_features(
     features: tuple[str, ...],
     zero_variance: str = "error",
     center: bool = True,
-    transforms: dict[str, tuple[str, ...]] | None = None,
+    steps: dict[str, tuple[Step, ...]] | None = None,
 ) -> tuple[PipelineModel, Scaling]:
-    """Fits the transforms, the assembler and the scaler on ``clean`` (the fit rows).
+    """Fits the transforms (``steps``, by feature, from ``parse_steps``), the assembler and
+    the scaler on ``clean`` (the fit rows).
 
     ``center=False`` scales without subtracting the mean. BisectingKMeans needs it: it
     splits a cluster by nudging its centre by 1e-4 of the centre's norm, so on centred
@@ -146,7 +148,7 @@ def fit_features(
     which remain). A category slot that is empty in the fit rows (the extra slot for
     unseen values, usually) is kept: it scales to 0.
     """
-    steps = {f: parse_steps(f, s) for f, s in (transforms or {}).items() if f in features}
+    steps = {f: s for f, s in (steps or {}).items() if f in features}
     numeric_steps = {f: _fit_numeric_steps(clean, f, s) for f, s in steps.items() if not is_categorical(s)}
     categorical = [f for f in features if f in steps and is_categorical(steps[f])]
 
@@ -175,7 +177,7 @@ def fit_features(
     for f, column in zip(features, inputs):
         if f in labels:
             names = [*labels[f], OTHER]
-            dimensions += [Dimension(f"{f}={v}", f, f + INDEX, float(i)) for i, v in enumerate(names)]
+            dimensions += [Dimension(f"{f}={v}", f, f + INDEX, float(i), (), v) for i, v in enumerate(names)]
         else:
             dimensions.append(Dimension(f, f, column, None, numeric_steps.get(f, ())))
     scaler = model.stages[-1]
@@ -198,7 +200,7 @@ def fit_features(
     if not kept:
         raise InputError(f"every feature has zero variance: {', '.join(features)}")
     log.warning("dropping features with zero variance: %s", ", ".join(constant))
-    return fit_features(clean, kept, zero_variance, center, transforms)
+    return fit_features(clean, kept, zero_variance, center, steps)
 
 
 def _fit_numeric_steps(clean: DataFrame, feature: str, steps: tuple[Step, ...]) -> tuple[tuple[Any, ...], ...]:

@@ -29,18 +29,18 @@ from segmentation.clean import (
     one_row_per_id,
     with_drop_reason,
 )
-from segmentation.config import RFM_COLUMNS, JobConfig
+from segmentation.config import JobConfig
 from segmentation.elbow import sweep
 from segmentation.errors import InputError
 from segmentation.features import fit_features
 from segmentation.k_selection import select_k
 from segmentation.label import label_customers, segment_model, segments_by_size
 from segmentation.naming import name_segments
+from segmentation.parse import LOG1P, is_categorical, parse_steps
 from segmentation.profile import profile_segments
 from segmentation.publish import Publisher, new_run_id, utc_now
-from segmentation.parse import LOG1P, is_categorical, parse_steps
 from segmentation.read import read_input, select_features, text_columns, unreadable_file
-from segmentation.rfm import customer_rfm
+from segmentation.rfm import carried_columns, customer_rfm
 from segmentation.sample import draw_fit_rows, scale_fit_rows
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,6 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     numeric = tuple(f for f in features if f not in categorical)
     log1p_first = tuple(f for f in numeric if steps.get(f) and steps[f][0].kind == LOG1P)
     transactions = config.input.kind == "transactions"
-    # Labels carry the features, and for transactions every RFM column.
-    carry = tuple(c for c in RFM_COLUMNS if c not in features) if transactions else ()
     publisher = Publisher.for_output(spark, config.output.path, run_id)
 
     publisher.begin()
@@ -78,7 +76,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                     raise (unreadable_file(exc, config.input.format) or exc) from None
 
         with stage("clean"):
-            customers = select_features(table, id_col, features, categorical, carry)
+            customers = select_features(table, id_col, features, categorical, carried_columns(config.input, features))
             text = text_columns(customers, numeric)
             reasoned = customers.transform(
                 with_drop_reason(id_col, numeric, text, log1p_first, config.input.number_text)
@@ -120,7 +118,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             # The scaler learns its means and deviations from the fit rows, like the model.
             feature_model, scaling = fit_features(
                 sample, features, config.input.zero_variance, config.algorithm != "bisecting",
-                config.input.transforms,
+                steps,
             )
             features = scaling.input_features  # without any zero-variance feature dropped by policy
             fit_data = scale_fit_rows(feature_model, sample, features)
@@ -156,7 +154,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
 
         with stage("label"):
             # For transactions all RFM columns, also one dropped as a feature for zero variance.
-            carry = tuple(c for c in RFM_COLUMNS if c not in features) if transactions else ()
+            carry = carried_columns(config.input, features)
             labels = clean.transform(label_customers(model, id_col, (*features, *carry)))
             (
                 labels.write.option("maxRecordsPerFile", config.output.max_rows_per_file)

@@ -20,6 +20,7 @@ from typing import Optional
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from segmentation.config import NumberTextConfig
 from segmentation.errors import InputError
 
 LOG1P = "log1p"
@@ -35,9 +36,6 @@ class Step:
     kind: str
     low: Optional[float] = None
     high: Optional[float] = None
-
-    def __str__(self) -> str:
-        return f"clip({self.low:g}, {self.high:g})" if self.kind == CLIP else self.kind
 
 
 def parse_steps(feature: str, steps: tuple[str, ...]) -> tuple[Step, ...]:
@@ -76,17 +74,17 @@ def is_blank(text: Column) -> Column:
     return text.isNull() | (F.regexp_replace(text, r"\s+", "") == "")
 
 
-def number_from_text(text: Column, thousands: str = ",", decimal: str = ".", symbols: str = "$€£¥%") -> Column:
+def number_from_text(text: Column, rule: NumberTextConfig = NumberTextConfig()) -> Column:
     """The double in ``text`` by the rule in the module doc; null when blank or unparseable."""
     value = text
-    removed = symbols + thousands
+    removed = rule.symbols + rule.thousands
     if removed:
         value = F.regexp_replace(value, "[" + re.escape(removed) + "]", "")
     value = F.regexp_replace(value, r"^\s+|\s+$", "")
     bracketed = value.rlike(r"^\(.*\)$")
     value = F.when(bracketed, F.regexp_extract(value, r"^\((.*)\)$", 1)).otherwise(value)
-    if decimal != ".":
-        value = F.translate(value, decimal, ".")
+    if rule.decimal != ".":
+        value = F.translate(value, rule.decimal, ".")
     number = F.when(value.rlike(_NUMBER), value.try_cast("double"))
     number = F.when(bracketed, -number).otherwise(number)
     return F.when(~is_blank(text) & (F.abs(number) < float("inf")), number).cast("double")

@@ -44,10 +44,9 @@ def profile_segments(
     ]
     for d in scaling.dimensions:
         if d.category is not None:
-            value = d.name.split("=", 1)[1]
-            known = [o.name.split("=", 1)[1] for o in scaling.dimensions if o.feature == d.feature][:-1]
+            known = [o.value for o in scaling.dimensions if o.feature == d.feature and o.value != OTHER]
             raw = F.col(f"`{d.feature}`")
-            is_value = raw.isNull() | ~raw.isin(known) if value == OTHER else raw.eqNullSafe(value)
+            is_value = raw.isNull() | ~raw.isin(known) if d.value == OTHER else raw.eqNullSafe(d.value)
             aggregates.append(F.avg(is_value.cast("double")).alias(f"{d.name}_share"))
             continue
         column = F.col(f"`{d.feature}`").cast("double")

@@ -54,6 +54,11 @@ class RfmFacts:
         }
 
 
+def carried_columns(cfg: InputConfig, features: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns labels carry beside the features: for transactions every other RFM column."""
+    return tuple(c for c in RFM_COLUMNS if c not in features) if cfg.kind == "transactions" else ()
+
+
 def transaction_reasons(cfg: InputConfig, has_reference: bool) -> list[str]:
     tx = cfg.transactions
     reasons = [
@@ -79,8 +84,7 @@ def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, 
     customer, raw_date, raw_amount = (F.col(f"`{c}`") for c in (cfg.id_col, tx.date_col, tx.amount_col))
     date = date_from(raw_date, tx.date_format, not isinstance(types[tx.date_col], (T.DateType, T.TimestampType)))
     if isinstance(types[tx.amount_col], T.StringType):
-        rule = cfg.number_text
-        amount = number_from_text(raw_amount, rule.thousands, rule.decimal, rule.symbols)
+        amount = number_from_text(raw_amount, cfg.number_text)
     else:
         amount = F.when(F.abs(raw_amount.cast("double")) < float("inf"), raw_amount.cast("double"))
     reference = datetime.date.fromisoformat(tx.reference_date) if tx.reference_date else None

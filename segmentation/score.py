@@ -21,13 +21,13 @@ from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.clean import keep_valid, with_drop_reason
-from segmentation.config import RFM_COLUMNS, InputConfig
+from segmentation.config import InputConfig
 from segmentation.errors import InputError
+from segmentation.features import model_inputs
 from segmentation.label import SEGMENT, label_customers
 from segmentation.publish import Publisher, new_run_id, utc_now
-from segmentation.features import model_inputs
-from segmentation.rfm import customer_rfm
 from segmentation.read import is_local_path, local_path, read_input, select_features, text_columns
+from segmentation.rfm import carried_columns, customer_rfm
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def score_customers(
     numeric = tuple(f for f in features if f not in categorical)
     cfg = replace(input_cfg, features=features)
     transactions = cfg.kind == "transactions"
-    carry = tuple(c for c in RFM_COLUMNS if c not in features) if transactions else ()
+    carry = carried_columns(cfg, features)
     publisher = Publisher.for_output(spark, output, run_id)
     publisher.begin()
     rfm_cache = rfm_facts = None

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from segmentation.clean import count_rows, with_drop_reason
+from segmentation.config import NumberTextConfig
 from segmentation.parse import number_from_text
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -33,7 +34,7 @@ def _written(value_cents: int, shape: str) -> str:
 
 def _parsed(spark, texts, **rule):
     df = spark.createDataFrame([(t,) for t in texts], "t STRING")
-    return [r["n"] for r in df.select(number_from_text(F.col("t"), **rule).alias("n")).collect()]
+    return [r["n"] for r in df.select(number_from_text(F.col("t"), NumberTextConfig(**rule)).alias("n")).collect()]
 
 
 @SETTINGS
