@@ -18,6 +18,7 @@ from pyspark.sql import types as T
 
 from segmentation.config import InputConfig
 from segmentation.errors import InputError
+from segmentation.parse import is_blank
 
 
 def read_input(spark: SparkSession, cfg: InputConfig) -> DataFrame:
@@ -69,7 +70,7 @@ def _read_csv(spark: SparkSession, cfg: InputConfig) -> DataFrame:
 
 def _read_whitespace(spark: SparkSession, cfg: InputConfig) -> DataFrame:
     """Fields split on runs of spaces and tabs; every column is text (numbers are read by the clean stage)."""
-    lines = spark.read.text(cfg.path).where(F.trim(F.col("value")) != "")
+    lines = spark.read.text(cfg.path).where(~is_blank(F.col("value")))
     fields = F.split(F.regexp_replace(F.col("value"), r"^\s+|\s+$", ""), r"\s+")
     names = list(cfg.csv.columns)
     if cfg.csv.header:

@@ -18,7 +18,7 @@ MALL_FEATURES = "Genre,Age,Annual Income (k$),Spending Score (1-100)"
 
 def test_whitespace_delimited_export_without_header(spark, tmp_path):
     path = tmp_path / "export.txt"
-    path.write_text("  0001   19   15    39\n0002 21\t15  81\n\n  0003   20   16     6   \n")
+    path.write_text("  0001   19   15    39\n0002 21\t15  81\n\n\t \n  0003   20   16     6   \n")
     cfg = InputConfig(path=str(path), format="csv", id_col="id",
                       csv=CsvOptions(header=False, delimiter="whitespace", columns=("id", "age", "income", "score")))
     rows = [tuple(r) for r in read_input(spark, cfg).collect()]
