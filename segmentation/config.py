@@ -205,7 +205,7 @@ def _kind_defaults(data: dict[str, Any]) -> None:
         if transactions:
             features = section.get("features")
             if isinstance(features, str):
-                features = [f.strip() for f in features.split(",")]
+                features = _list_items(features)
             section["transforms"] = {k: list(v) for k, v in RFM_TRANSFORMS.items() if k in (features or ())}
 
 
@@ -361,8 +361,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value if value is not None else {}, f"{key}.")
     if origin is tuple:
-        if isinstance(value, str):  # "a, b" or "clip(0.01, 0.99), log1p": commas in brackets stay
-            value = [part.strip() for part in re.split(r",(?![^()]*\))", value) if part.strip()]
+        if isinstance(value, str):
+            value = _list_items(value)
         if not isinstance(value, (list, tuple)):
             raise InputError(f"config key {key} must be a list, got {value!r}")
         return tuple(_coerce(args[0], item, key) for item in value)
@@ -389,6 +389,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             raise InputError(f"config key {key} must be text, got {value!r}")
         return value
     raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in this module
+
+
+def _list_items(text: str) -> list[str]:
+    """``"a, b"`` or ``"clip(0.01, 0.99), log1p"`` as a list: commas in brackets stay."""
+    return [part.strip() for part in re.split(r",(?![^()]*\))", text) if part.strip()]
 
 
 def _spark_value(value: Any) -> str:
