@@ -27,6 +27,7 @@ DUPLICATE_POLICIES = ("fail", "keep_first", "aggregate")
 INVALID_VALUE_POLICIES = ("drop", "impute_median", "fail")
 ZERO_VARIANCE_POLICIES = ("error", "drop")
 INIT_MODES = ("k-means||", "random")
+ELBOW_ENGINES = ("auto", "tasks", "spark_ml")
 ALGORITHMS = ("kmeans", "bisecting", "gmm")
 
 
@@ -117,9 +118,16 @@ class KConfig:
 
 @dataclass(frozen=True)
 class ElbowConfig:
-    # How many KMeans fits run side by side (threads submitting Spark jobs).
+    # Where the sweep's fits run: tasks (every K's k-means runs inside one Spark task, on
+    # the fit rows shipped to it), spark_ml (one distributed spark.ml fit per K and seed),
+    # or auto: tasks for kmeans on at most task_max_rows fit rows, else spark_ml.
+    engine: str = "auto"
+    task_max_rows: int = 1_000_000
+    # k-means++ runs per K in the tasks engine; the one with the lowest WSSSE is kept.
+    task_seeds_per_k: int = 10
+    # How many spark.ml fits run side by side (threads submitting Spark jobs).
     parallelism: int = 4
-    # Fits per K with different seeds; the one with the lowest WSSSE is kept.
+    # spark.ml fits per K with different seeds; the one with the lowest WSSSE is kept.
     seeds_per_k: int = 2
     # Rounds of refitting, with fresh seeds, the K whose WSSSE bumps the curve (0: never).
     repair_rounds: int = 2
@@ -256,6 +264,7 @@ def validate(config: JobConfig) -> None:
         ("input.invalid_values", config.input.invalid_values, INVALID_VALUE_POLICIES),
         ("input.zero_variance", config.input.zero_variance, ZERO_VARIANCE_POLICIES),
         ("elbow.init_mode", config.elbow.init_mode, INIT_MODES),
+        ("elbow.engine", config.elbow.engine, ELBOW_ENGINES),
         ("algorithm", config.algorithm, ALGORITHMS),
     ):
         if value not in allowed:
@@ -274,6 +283,8 @@ def validate(config: JobConfig) -> None:
     positive = {
         "elbow.parallelism": config.elbow.parallelism,
         "elbow.seeds_per_k": config.elbow.seeds_per_k,
+        "elbow.task_seeds_per_k": config.elbow.task_seeds_per_k,
+        "elbow.task_max_rows": config.elbow.task_max_rows,
         "elbow.max_iter": config.elbow.max_iter,
         "elbow.init_steps": config.elbow.init_steps,
         "elbow.silhouette_rows": config.elbow.silhouette_rows,
@@ -287,6 +298,8 @@ def validate(config: JobConfig) -> None:
             raise InputError(f"{key} must be at least 1, got {value}")
     if config.elbow.repair_rounds < 0:
         raise InputError(f"elbow.repair_rounds must be 0 or more, got {config.elbow.repair_rounds}")
+    if config.elbow.engine == "tasks" and config.algorithm != "kmeans":
+        raise InputError(f"elbow.engine tasks runs kmeans only; algorithm {config.algorithm} needs spark_ml or auto")
     if config.elbow.tol <= 0:
         raise InputError(f"elbow.tol must be positive, got {config.elbow.tol}")
 

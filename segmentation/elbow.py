@@ -1,6 +1,17 @@
-"""Stage 4, sweep K: the distributed elbow computation.
+"""Stage 4, sweep K: the distributed elbow computation, by one of two engines.
 
-Every (K, seed) KMeans fit is submitted from a thread pool, so the cluster runs
+``tasks`` (kmeans on a bounded sample, the default): one Spark job whose tasks are the
+K values. The fit rows are shipped to one task per K, which runs every seed of its K
+in numpy (``task_kmeans``: k-means++ and Lloyd, scikit-learn's algorithm) and returns
+the best run's centres, sizes, WSSSE and silhouette: K rows come back, never the data.
+Why: on a sample a spark.ml fit is almost all fixed cost (about 1.7 s a fit on 2
+cores, a dozen Spark jobs each), so 9 K with 2 seeds took 30 s; the tasks take about a
+second of computing for 10 seeds per K. The chosen K's centres become a spark.ml
+``KMeansModel`` (``kmeans_model``), so the saved model and the labelling pass are
+spark.ml's as before.
+
+``spark_ml`` (any algorithm, and fit rows too many for one task): every (K, seed)
+spark.ml fit is submitted from a thread pool, so the cluster runs
 several fits side by side while each one's driver-side steps (k-means||
 initialisation, convergence checks) would otherwise leave executors idle.
 The WSSSE comes from each model's training summary: no extra pass over the data.
@@ -25,13 +36,14 @@ from typing import Any, Optional
 import math
 
 from pyspark.ml.clustering import BisectingKMeans, GaussianMixture, KMeans
-from pyspark.ml.functions import vector_to_array
+from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.config import ElbowConfig
 from segmentation.features import SCALED_VECTOR
+from segmentation.task_kmeans import group_fitter
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +62,7 @@ class ElbowPoint:
     iterations: int
     seconds: float  # wall seconds of all this K's fits and its silhouette
     seed: int
-    model: Any  # the fitted spark.ml clustering model
+    model: Any  # the fitted spark.ml clustering model (None from the tasks engine: see kmeans_model)
     centers: list[list[float]]  # cluster centres (Gaussian means for gmm), z-units
     fits: int = 1  # seeds tried for this K
     log_likelihood: Optional[float] = None  # gmm only
@@ -171,20 +183,33 @@ def silhouette(point: ElbowPoint, silhouette_data: DataFrame) -> Optional[float]
     return float(evaluator.evaluate(point.model.transform(silhouette_data)))
 
 
+def engine_for(cfg: ElbowConfig, algorithm: str, rows: int) -> str:
+    """``elbow.engine``, with auto resolved: tasks for kmeans on at most ``task_max_rows`` rows."""
+    if cfg.engine != "auto":
+        return cfg.engine
+    return "tasks" if algorithm == "kmeans" and rows <= cfg.task_max_rows else "spark_ml"
+
+
 def sweep(
     spark: SparkSession,
     sweep_data: DataFrame,
-    silhouette_data: DataFrame,
     ks: list[int],
     cfg: ElbowConfig,
     seed: int,
     rows: int,
     algorithm: str = "kmeans",
+    engine: str = "spark_ml",
 ) -> list[ElbowPoint]:
-    """Fits every K in ``ks`` concurrently on the (cached) ``sweep_data``; returns points by K.
+    """Fits every K in ``ks`` on the (cached) ``sweep_data`` of ``rows`` rows; returns points by K.
 
-    Refits of K that bump the WSSSE curve are for the k-means family; a Gaussian mixture
-    does not minimise WSSSE, so its curve is left as fitted."""
+    The silhouette of each K is on at most ``cfg.silhouette_rows`` of the rows. Refits of K
+    that bump the WSSSE curve are for the k-means family; a Gaussian mixture does not
+    minimise WSSSE, so its curve is left as fitted."""
+    if engine == "tasks":
+        return _sweep_in_tasks(spark, sweep_data, ks, cfg, seed, rows)
+    silhouette_data = sweep_data
+    if rows > cfg.silhouette_rows:
+        silhouette_data = sweep_data.sample(cfg.silhouette_rows / rows, seed=seed)
     pools = _thread_setup(spark)
 
     def fit_k(k: int, first_run: int = 0) -> ElbowPoint:
@@ -195,17 +220,9 @@ def sweep(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="elbow") as pool:
         # Largest K first: those fits take longest, so the pool drains evenly.
         by_k = {p.k: p for p in pool.map(fit_k, sorted(ks, reverse=True))}
-        for round_ in range(1, (cfg.repair_rounds if algorithm != "gmm" else 0) + 1):
-            suspects = bumps([by_k[k] for k in sorted(by_k)])
-            if not suspects:
-                break
-            log.info("elbow: refitting k=%s with fresh seeds (round %d)", suspects, round_)
-            first_run = round_ * cfg.seeds_per_k
-            for again in pool.map(lambda k: fit_k(k, first_run), suspects):
-                kept = by_k[again.k]
-                better = again if again.wssse < kept.wssse else kept
-                better.fits, better.seconds = kept.fits + again.fits, kept.seconds + again.seconds
-                by_k[again.k] = better
+        if algorithm != "gmm":
+            _repair(by_k, cfg.repair_rounds, cfg.seeds_per_k,
+                    lambda suspects, first_run: list(pool.map(lambda k: fit_k(k, first_run), suspects)))
 
         def with_silhouette(point: ElbowPoint) -> ElbowPoint:
             pools(f"elbow-k{point.k}")
@@ -225,6 +242,95 @@ def sweep(
 
         points = list(pool.map(with_silhouette, [by_k[k] for k in sorted(by_k, reverse=True)]))
     return sorted(points, key=lambda p: p.k)
+
+
+def _repair(by_k: dict[int, ElbowPoint], rounds: int, seeds_per_k: int, refit) -> None:
+    """Refits, with fresh seeds, the K whose WSSSE bumps the curve, for up to ``rounds`` rounds;
+    ``refit(ks, first_run)`` returns their new points. Each K keeps its better point."""
+    for round_ in range(1, rounds + 1):
+        suspects = bumps([by_k[k] for k in sorted(by_k)])
+        if not suspects:
+            return
+        log.info("elbow: refitting k=%s with fresh seeds (round %d)", suspects, round_)
+        for again in refit(suspects, round_ * seeds_per_k):
+            kept = by_k[again.k]
+            better = again if again.wssse < kept.wssse else kept
+            better.fits, better.seconds = kept.fits + again.fits, kept.seconds + again.seconds
+            by_k[again.k] = better
+
+
+TASK_RESULT_SCHEMA = (
+    "k INT, seed LONG, wssse DOUBLE, iterations INT, sizes ARRAY<LONG>, centers ARRAY<ARRAY<DOUBLE>>, "
+    "silhouette DOUBLE, runs INT, seconds DOUBLE"
+)
+
+
+def _sweep_in_tasks(
+    spark: SparkSession, sweep_data: DataFrame, ks: list[int], cfg: ElbowConfig, seed: int, rows: int
+) -> list[ElbowPoint]:
+    """The tasks engine: one Spark job per round, one task per K (see the module's doc)."""
+    shipped = sweep_data.select(vector_to_array(F.col(SCALED_VECTOR)).alias("z"))
+
+    def fit(some_ks: list[int], first_run: int) -> list[ElbowPoint]:
+        grid = spark.createDataFrame([(k,) for k in some_ks], "k INT")
+        fitter = group_fitter(seed, first_run, cfg.task_seeds_per_k, cfg.max_iter, cfg.tol, cfg.silhouette_rows)
+        results = (
+            shipped.crossJoin(F.broadcast(grid))
+            # As many partitions as K: adaptive execution would merge this small shuffle into
+            # one partition, and so run every K on one core.
+            .repartition(len(some_ks), "k")
+            .groupBy("k")
+            .applyInPandas(fitter, TASK_RESULT_SCHEMA)
+            .collect()  # one row per K
+        )
+        return [
+            ElbowPoint(
+                k=r["k"], wssse=r["wssse"], rows=rows, silhouette=r["silhouette"], sizes=list(r["sizes"]),
+                iterations=r["iterations"], seconds=r["seconds"], seed=r["seed"], model=None,
+                centers=[list(c) for c in r["centers"]], fits=r["runs"],
+            )
+            for r in results
+        ]
+
+    by_k = {p.k: p for p in fit(ks, 0)}
+    _repair(by_k, cfg.repair_rounds, cfg.task_seeds_per_k, fit)
+    points = sorted(by_k.values(), key=lambda p: p.k)
+    for p in points:
+        log.info(
+            "elbow k=%d wssse=%.6g silhouette=%s iterations=%d fits=%d task seconds=%.1f",
+            p.k, p.wssse, "n/a" if p.silhouette is None else f"{p.silhouette:.4f}", p.iterations, p.fits, p.seconds,
+        )
+    return points
+
+
+def kmeans_model(spark: SparkSession, point: ElbowPoint) -> ElbowPoint:
+    """The point with a spark.ml ``KMeansModel`` whose centres are exactly the point's.
+
+    spark.ml has no public way to make a model from given centres, so this fits KMeans with
+    random initialisation on a table of exactly those K centres: the initial centres are a
+    sample of K rows out of K, i.e. all of them, and a Lloyd step moves none (each is the
+    mean of itself). The point's centres and sizes are put in the model's cluster order.
+    """
+    table = spark.createDataFrame([(c,) for c in point.centers], "center ARRAY<DOUBLE>").select(
+        array_to_vector("center").alias(SCALED_VECTOR)
+    )
+    model = KMeans(
+        k=point.k, initMode="random", maxIter=1, seed=point.seed,
+        featuresCol=SCALED_VECTOR, predictionCol=PREDICTION,
+    ).fit(table)
+    order = []
+    for center in model.clusterCenters():
+        gaps = [sum((a - b) ** 2 for a, b in zip(center, c)) for c in point.centers]
+        order.append(min(range(len(gaps)), key=gaps.__getitem__))
+    if sorted(order) != list(range(point.k)) or any(
+        max(abs(a - b) for a, b in zip(center, point.centers[i])) > 1e-9
+        for center, i in zip(model.clusterCenters(), order)
+    ):
+        raise RuntimeError(f"the KMeansModel made from the k={point.k} centres does not have those centres")
+    point.centers = [point.centers[i] for i in order]
+    point.sizes = [point.sizes[i] for i in order]
+    point.model = model
+    return point
 
 
 def _thread_setup(spark: SparkSession):

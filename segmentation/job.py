@@ -30,7 +30,7 @@ from segmentation.clean import (
     with_drop_reason,
 )
 from segmentation.config import JobConfig
-from segmentation.elbow import sweep
+from segmentation.elbow import engine_for, kmeans_model, sweep
 from segmentation.errors import InputError
 from segmentation.features import fit_features
 from segmentation.k_selection import select_k
@@ -123,15 +123,12 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             features = scaling.input_features  # without any zero-variance feature dropped by policy
             fit_data = scale_fit_rows(feature_model, sample, features)
             _check_enough_distinct(fit_data, features, config.k.max)
-            silhouette_data = fit_data
-            if fit_rows > config.elbow.silhouette_rows:
-                silhouette_data = fit_data.sample(config.elbow.silhouette_rows / fit_rows, seed=config.seed)
 
         with stage("sweep"):
             ks = list(range(config.k.min, config.k.max + 1))
-            elbow = sweep(
-                spark, fit_data, silhouette_data, ks, config.elbow, config.seed, fit_rows, config.algorithm
-            )
+            engine = engine_for(config.elbow, config.algorithm, fit_rows)
+            log.info("sweep: k=%d..%d on %d rows, engine %s", ks[0], ks[-1], fit_rows, engine)
+            elbow = sweep(spark, fit_data, ks, config.elbow, config.seed, fit_rows, config.algorithm, engine)
 
         with stage("select_k"):
             selection = select_k(
@@ -146,6 +143,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         with stage("fit"):
             # The sweep already fitted the chosen K on the same rows: its best seed is the model.
             chosen = next(p for p in elbow if p.k == selection.chosen_k)
+            if chosen.model is None:  # the tasks engine: its centres become a spark.ml KMeansModel
+                chosen = kmeans_model(spark, chosen)
             centers_z = [scaling.scaled_to_z(c) for c in chosen.centers]
             segments = segments_by_size(
                 centers_z, chosen.sizes, scaling, lambda z: name_segments(scaling.features, z, scaling.categorical)
@@ -204,6 +203,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             "imputed": imputed,
             "algorithm": config.algorithm,
             "fit_rows": fit_rows,
+            "elbow_engine": engine,
             "fit_quality": fit_quality,
             "chosen_k": selection.chosen_k,
             "k_selection": selection.to_dict(),

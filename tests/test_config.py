@@ -56,6 +56,9 @@ def test_parse_override_reads_yaml_values():
         ({"elbow.seeds_per_k": 0}, "elbow.seeds_per_k must be at least 1"),
         ({"elbow.init_mode": "kmeans++"}, r"elbow.init_mode must be one of k-means\|\|, random"),
         ({"elbow.init_steps": 0}, "elbow.init_steps must be at least 1"),
+        ({"elbow.engine": "numpy"}, "elbow.engine must be one of auto, tasks, spark_ml, got 'numpy'"),
+        ({"elbow.engine": "tasks", "algorithm": "gmm"}, "elbow.engine tasks runs kmeans only; algorithm gmm"),
+        ({"elbow.task_seeds_per_k": 0}, "elbow.task_seeds_per_k must be at least 1"),
         ({"algorithm": "dbscan"}, "algorithm must be one of kmeans, bisecting, gmm, got 'dbscan'"),
     ],
 )

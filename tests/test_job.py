@@ -46,6 +46,7 @@ def test_the_output_contract(spark, customers_path, run):
                 "elbow", "timings", "outputs", "schema_version"):
         assert key in on_disk, key
     assert on_disk["k_selection"]["method"].startswith("two-line fit")
+    assert on_disk["elbow_engine"] == "tasks"  # auto, for kmeans on a sample a task can hold
     assert set(on_disk["timings"]) >= {"read", "clean", "features", "sweep", "label", "profile", "publish"}
     # Fitted on all 6000 rows: the labels' distances give back the model's own training cost.
     quality = on_disk["fit_quality"]
@@ -292,6 +293,20 @@ def test_same_input_in_one_file_or_eight_gives_the_same_labels_and_profiles(spar
         )
     assert_approx_df_equality(results[1][0], results[8][0], precision=1e-9, ignore_row_order=True)
     assert_approx_df_equality(results[1][1], results[8][1], precision=1e-9, ignore_row_order=True)
+
+
+def test_the_spark_ml_engine_finds_the_same_segments_as_the_tasks_engine(spark, customers_path, tmp_path, run):
+    _, tasks = run
+    output = str(tmp_path / "spark_ml")
+    config = small_config(**{"input.path": customers_path, "output.path": output, "elbow.engine": "spark_ml"})
+    manifest = run_segmentation(spark, config)
+    assert manifest["elbow_engine"] == "spark_ml" and manifest["chosen_k"] == tasks["chosen_k"] == 5
+    assert [s["fitted_rows"] for s in manifest["segments"]] == [s["fitted_rows"] for s in tasks["segments"]]
+    chosen = [next(p["wssse"] for p in m["elbow"] if p["chosen"]) for m in (manifest, tasks)]
+    assert chosen[0] == pytest.approx(chosen[1], rel=1e-6)
+    # The tasks engine keeps the best of 10 k-means++ runs: never worse than one spark.ml fit.
+    for ours, theirs in zip(tasks["elbow"], manifest["elbow"]):
+        assert ours["wssse"] <= theirs["wssse"] * 1.001
 
 
 def test_a_model_fitted_on_a_sample_labels_every_row(spark, customers_path, tmp_path):

@@ -35,7 +35,7 @@ def fitted(spark, tiny):
     feature_model, scaling = fit_features(tiny, FEATURES)
     sample, rows = draw_fit_rows(tiny, 9, "customer_id", FEATURES, None, seed=1, partitions=2)
     data = scale_fit_rows(feature_model, sample, FEATURES)
-    points = sweep(spark, data, data, [2, 3, 4], ElbowConfig(seeds_per_k=2, parallelism=3), 1, rows)
+    points = sweep(spark, data, [2, 3, 4], ElbowConfig(seeds_per_k=2, parallelism=3), 1, rows)
     return feature_model, scaling, points
 
 
