@@ -84,45 +84,77 @@ class RowCounts:
 
 
 def count_rows(reasoned: DataFrame, id_col: str, features: tuple[str, ...] = ()) -> RowCounts:
-    """One pass (a scan and one shuffle by id): rows by drop reason, exact copies and duplicate ids.
+    """Rows by drop reason, exact copies and duplicate ids: one aggregation by (id, reason).
 
-    The rows are shuffled by id once; counting per (id, reason, features) and then per
-    (id, reason) reuses that placement, so every valid row of one id is counted in one
-    group at no second scan or shuffle. With ``features`` empty, exact copies are not
-    told apart: they count as rows of a repeated id.
+    The aggregation is combined on the map side, so the shuffle carries one small row per
+    id and task, not the rows. With ``features``, each valid row is summarised by a 64-bit
+    hash of its features, and the aggregate keeps the smallest and largest hash per id:
+    when they are equal, every row of that id is an exact copy of the first. Only ids whose
+    rows differ (repeated ids proper, which fail the run by default) need their variants
+    counted exactly: a second pass over just those ids' rows, taken only when there are any.
+    With ``features`` empty, exact copies are not told apart: they count as rows of a
+    repeated id.
     """
-    customer = f"`{id_col}`"  # grouped in its own type: a cast would slow the shuffle
-    keys = [F.col(customer), F.col(REASON), *[F.col(f"`{f}`") for f in features]]
-    per_row = reasoned.repartition(F.col(customer)).groupBy(*keys).agg(F.count(F.lit(1)).alias("__n"))
-    per_id = per_row.groupBy(F.col(customer), F.col(REASON)).agg(
-        F.sum("__n").alias("__rows"), F.count(F.lit(1)).alias("__variants")
-    )
+    customer = F.col(f"`{id_col}`")  # grouped in its own type: a cast would slow the shuffle
     valid = F.col(REASON).isNull()
-    variants = F.col("__variants") if features else F.col("__rows")
-    repeated = valid & (variants > 1)
+    aggregates = [F.count(F.lit(1)).alias("__rows")]
+    if features:
+        digest = _feature_digest(features)
+        aggregates += [F.min(digest).alias("__lo"), F.max(digest).alias("__hi")]
+    per_id = reasoned.groupBy(customer, F.col(REASON)).agg(*aggregates)
+    repeated = valid & (F.col("__rows") > 1)
+    mixed = repeated & (F.col("__lo") != F.col("__hi")) if features else repeated
+    copies = F.when(repeated & ~mixed, F.col("__rows") - 1) if features else F.lit(None)
     counts = (
         per_id.groupBy(REASON)
         .agg(
             F.sum("__rows").alias("rows"),
-            F.sum(F.when(valid, F.col("__rows") - variants)).alias("copies"),
-            F.sum(F.when(repeated, variants - 1)).alias("extra"),
-            F.count(F.when(repeated, F.lit(1))).alias("ids"),
-            F.min(F.when(repeated, F.col(customer))).cast("string").alias("first"),
-            F.max(F.when(repeated, F.col(customer))).cast("string").alias("last"),
+            F.sum(copies).alias("copies"),
+            F.sum(F.when(mixed, F.col("__rows") - 1)).alias("extra"),
+            F.count(F.when(mixed, F.lit(1))).alias("ids"),
+            F.min(F.when(mixed, customer)).cast("string").alias("first"),
+            F.max(F.when(mixed, customer)).cast("string").alias("last"),
         )
         .collect()
     )
     dropped = {row[REASON]: int(row["rows"]) for row in counts if row[REASON] is not None}
     ok = next((row for row in counts if row[REASON] is None), None)
+    extra, ids, exact_copies = (int(ok["extra"] or 0), int(ok["ids"]), int(ok["copies"] or 0)) if ok else (0, 0, 0)
     examples = [] if ok is None or ok["first"] is None else sorted({ok["first"], ok["last"]})
+    if features and ids:
+        more_copies, extra = _copies_among_mixed_ids(reasoned, per_id.where(mixed).select(customer), id_col, digest)
+        exact_copies += more_copies
     return RowCounts(
         input_rows=sum(int(row["rows"]) for row in counts),
         dropped=dict(sorted(dropped.items())),
-        duplicate_rows=int(ok["extra"] or 0) if ok else 0,
-        duplicate_ids=int(ok["ids"]) if ok else 0,
+        duplicate_rows=extra,
+        duplicate_ids=ids,
         duplicate_examples=examples,
-        exact_copies=int(ok["copies"] or 0) if ok else 0,
+        exact_copies=exact_copies,
     )
+
+
+def _feature_digest(features: tuple[str, ...]) -> Column:
+    """A 64-bit hash of a row's features that tells apart what grouping by them tells apart.
+
+    Each value is preceded by its null flag: Spark's hash skips nulls, which would make
+    (null, x) and (x, null) alike. Spark hashes -0.0 as 0.0, as grouping treats them (NaN
+    rows are never valid here).
+    """
+    return F.xxhash64(*[part for name in features for part in (F.col(f"`{name}`").isNull(), F.col(f"`{name}`"))])
+
+
+def _copies_among_mixed_ids(reasoned: DataFrame, mixed_ids: DataFrame, id_col: str, digest: Column) -> tuple[int, int]:
+    """For the valid rows of ids whose rows differ: (exact copies, rows beyond each distinct row)."""
+    customer = F.col(f"`{id_col}`")
+    rows = reasoned.where(F.col(REASON).isNull()).join(mixed_ids, on=id_col, how="left_semi")
+    per_variant = rows.groupBy(customer, digest.alias("__digest")).agg(F.count(F.lit(1)).alias("__n"))
+    totals = per_variant.groupBy(customer).agg(F.sum("__n").alias("__rows"), F.count(F.lit(1)).alias("__variants"))
+    row = totals.agg(
+        F.sum(F.col("__rows") - F.col("__variants")).alias("copies"),
+        F.sum(F.col("__variants") - 1).alias("extra"),
+    ).first()
+    return int(row["copies"] or 0), int(row["extra"] or 0)
 
 
 def keep_valid(reasoned: DataFrame) -> DataFrame:
