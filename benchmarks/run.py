@@ -200,10 +200,12 @@ def best_of_n(data: Path, work: Path, rows: int) -> dict:
 
 
 def commit() -> str:
-    """The commit measured, marked when the working tree differs from it."""
+    """The commit measured, marked when the working tree differs from it (the benchmarks' own
+    outputs aside: a run of several sizes rewrites them between sizes)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                           text=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)BENCHMARKS.md", ":(exclude)benchmarks/results"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()
     return head + (" (with uncommitted changes)" if dirty else "")
 
