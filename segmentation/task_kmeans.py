@@ -4,7 +4,7 @@ The elbow sweep runs on a bounded sample (50,000 rows by default). On that size 
 spark.ml ``KMeans.fit`` is almost all fixed cost: a dozen Spark jobs for k-means||
 initialisation and one per Lloyd iteration, each of them scheduling tasks that
 finish in milliseconds. So the sweep fans the K range out as Spark tasks instead:
-the sample is shipped to one task per K, and each task runs every seed of its K
+the sample is broadcast to one task per K, and each task runs every seed of its K
 here, in numpy, and returns only the best run's centres, sizes and cost.
 
 The algorithm is the one scikit-learn's ``KMeans`` runs: greedy k-means++
@@ -173,16 +173,22 @@ def sweep_task(
 
 
 def group_fitter(seed: int, first_run: int, runs: int, max_iter: int, tol: float, silhouette_rows: int):
-    """The ``applyInPandas`` function of the sweep: a group is one K's copy of the fit rows
-    (columns ``k`` and ``z``, the scaled vector as an array); its seeds are those of runs
+    """The ``mapInPandas`` function of the sweep: a partition holds the fit rows joined to its K
+    (columns ``k`` and ``z``, the scaled vector as an array), one K per partition, though a
+    partition with several is fitted per K all the same. The seeds are those of runs
     ``first_run`` .. ``first_run + runs - 1``, numbered as spark.ml's sweep numbers them."""
 
-    def fit(group):
+    def fit(batches):
         import pandas as pd
 
-        k = int(group["k"].iloc[0])
-        x = np.stack(group["z"].to_numpy()).astype(np.float64)
-        seeds = [seed + 1009 * run + k for run in range(first_run, first_run + runs)]
-        return pd.DataFrame([sweep_task(x, k, seeds, max_iter, tol, silhouette_rows, seed)])
+        parts = [batch for batch in batches if len(batch)]
+        if not parts:
+            return
+        rows = pd.concat(parts, ignore_index=True)
+        for k, group in rows.groupby("k", sort=True):
+            k = int(k)
+            x = np.stack(group["z"].to_numpy()).astype(np.float64)
+            seeds = [seed + 1009 * run + k for run in range(first_run, first_run + runs)]
+            yield pd.DataFrame([sweep_task(x, k, seeds, max_iter, tol, silhouette_rows, seed)])
 
     return fit
