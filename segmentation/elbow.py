@@ -229,19 +229,20 @@ def sweep(
             started = time.monotonic()
             point.silhouette = silhouette(point, silhouette_data)
             point.seconds += time.monotonic() - started
-            log.info(
-                "elbow k=%d wssse=%.6g silhouette=%s iterations=%d fits=%d seconds=%.1f",
-                point.k,
-                point.wssse,
-                "n/a" if point.silhouette is None else f"{point.silhouette:.4f}",
-                point.iterations,
-                point.fits,
-                point.seconds,
-            )
+            _log_point(point, "seconds")
             return point
 
         points = list(pool.map(with_silhouette, [by_k[k] for k in sorted(by_k, reverse=True)]))
     return sorted(points, key=lambda p: p.k)
+
+
+def _log_point(point: ElbowPoint, seconds: str) -> None:
+    """The sweep's one progress line per K; ``seconds`` names what its seconds measure."""
+    log.info(
+        "elbow k=%d wssse=%.6g silhouette=%s iterations=%d fits=%d %s=%.1f",
+        point.k, point.wssse, "n/a" if point.silhouette is None else f"{point.silhouette:.4f}",
+        point.iterations, point.fits, seconds, point.seconds,
+    )
 
 
 def _repair(by_k: dict[int, ElbowPoint], rounds: int, seeds_per_k: int, refit) -> None:
@@ -296,11 +297,8 @@ def _sweep_in_tasks(
     by_k = {p.k: p for p in fit(ks, 0)}
     _repair(by_k, cfg.repair_rounds, cfg.task_seeds_per_k, fit)
     points = sorted(by_k.values(), key=lambda p: p.k)
-    for p in points:
-        log.info(
-            "elbow k=%d wssse=%.6g silhouette=%s iterations=%d fits=%d task seconds=%.1f",
-            p.k, p.wssse, "n/a" if p.silhouette is None else f"{p.silhouette:.4f}", p.iterations, p.fits, p.seconds,
-        )
+    for point in points:
+        _log_point(point, "task seconds")
     return points
 
 
@@ -319,13 +317,13 @@ def kmeans_model(spark: SparkSession, point: ElbowPoint) -> ElbowPoint:
         k=point.k, initMode="random", maxIter=1, seed=point.seed,
         featuresCol=SCALED_VECTOR, predictionCol=PREDICTION,
     ).fit(table)
+    found = model.clusterCenters()  # one remote call
     order = []
-    for center in model.clusterCenters():
+    for center in found:
         gaps = [sum((a - b) ** 2 for a, b in zip(center, c)) for c in point.centers]
         order.append(min(range(len(gaps)), key=gaps.__getitem__))
     if sorted(order) != list(range(point.k)) or any(
-        max(abs(a - b) for a, b in zip(center, point.centers[i])) > 1e-9
-        for center, i in zip(model.clusterCenters(), order)
+        max(abs(a - b) for a, b in zip(center, point.centers[i])) > 1e-9 for center, i in zip(found, order)
     ):
         raise RuntimeError(f"the KMeansModel made from the k={point.k} centres does not have those centres")
     point.centers = [point.centers[i] for i in order]

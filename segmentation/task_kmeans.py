@@ -48,6 +48,11 @@ def squared_distances(x: np.ndarray, x_sq: np.ndarray, centers: np.ndarray) -> n
     return np.maximum(d, 0.0, out=d)
 
 
+def cluster_sums(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(k, d) sum of the rows of each cluster."""
+    return np.stack([np.bincount(labels, weights=x[:, j], minlength=k) for j in range(x.shape[1])], axis=1)
+
+
 def kmeans_plus_plus(x: np.ndarray, x_sq: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with 2 + ln k trials per centre)."""
     n = len(x)
@@ -74,13 +79,13 @@ def lloyd(
     x: np.ndarray, x_sq: np.ndarray, centers: np.ndarray, max_iter: int, tol: float
 ) -> tuple[np.ndarray, np.ndarray, float, int]:
     """Lloyd iterations from ``centers``; returns (centers, labels, wssse, iterations)."""
-    k, d = centers.shape
+    k = len(centers)
     iterations = 0
     for iterations in range(1, max_iter + 1):
         distances = squared_distances(x, x_sq, centers)
         labels = distances.argmin(axis=1)
         counts = np.bincount(labels, minlength=k)
-        sums = np.stack([np.bincount(labels, weights=x[:, j], minlength=k) for j in range(d)], axis=1)
+        sums = cluster_sums(x, labels, k)
         moved = centers.copy()
         filled = counts > 0
         moved[filled] = sums[filled] / counts[filled, None]
@@ -124,7 +129,7 @@ def silhouette(x: np.ndarray, labels: np.ndarray, k: int) -> Optional[float]:
     if (counts > 0).sum() < 2:
         return None
     x_sq = np.einsum("ij,ij->i", x, x)
-    sums = np.stack([np.bincount(labels, weights=x[:, j], minlength=k) for j in range(x.shape[1])], axis=1)
+    sums = cluster_sums(x, labels, k)
     squares = np.bincount(labels, weights=x_sq, minlength=k)
     present = counts > 0
     safe = np.where(present, counts, 1.0)
