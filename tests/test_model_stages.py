@@ -140,3 +140,33 @@ def test_zero_variance_feature_is_dropped_with_a_warning_by_policy(spark, caplog
     constant = spark.createDataFrame([(1, 5.0, 1.0), (2, 5.0, 1.0)], "customer_id LONG, income DOUBLE, spending DOUBLE")
     with pytest.raises(InputError, match="every feature has zero variance"):
         fit_features(constant, FEATURES, zero_variance="drop")
+
+
+def test_profile_medians_hold_their_rank_beyond_the_sketch_size(spark, fitted):
+    """300,000 rows, 100,000 per segment: more than the KLL sketch keeps, so the median is estimated.
+
+    Its rank within the segment must be 1/2 to within 2/10,000 (the sketch's bound is 1/10,000
+    with 99% confidence); a skewed feature makes a mean-for-median mistake show.
+    """
+    from pyspark.sql import functions as F
+
+    _, scaling, points = fitted
+    segments = segments_by_size(points[1].centers, points[1].sizes, scaling, lambda z: name_segments(FEATURES, z))
+    labels = spark.range(300_000).select(
+        F.col("id").alias("customer_id"),
+        (F.col("id") % 3).cast("int").alias("segment"),
+        F.lit("x").alias("segment_name"),
+        F.lit(0.0).alias("distance"),
+        F.exp(F.randn(7) * 2).alias("income"),
+        (F.rand(8) * 100).alias("spending"),
+    ).cache()
+    profiles = {r["segment"]: r for r in profile_segments(spark, labels, scaling, segments, 300_000).collect()}
+    for segment in range(3):
+        rows = labels.where(F.col("segment") == segment)
+        for feature in FEATURES:
+            median = profiles[segment][f"{feature}_median"]
+            below, at_most = rows.select(
+                F.count(F.when(F.col(feature) < median, 1)), F.count(F.when(F.col(feature) <= median, 1))
+            ).first()
+            assert below / 100_000 - 2e-4 <= 0.5 <= at_most / 100_000 + 2e-4, (segment, feature, median)
+    labels.unpersist()
