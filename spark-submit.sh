@@ -93,12 +93,17 @@ extra=()
 # Spark's console progress bar only where a person watches (a later --conf wins).
 if [ -t 2 ]; then progress=true; else progress=false; fi
 extra+=(--conf "spark.ui.showConsoleProgress=$progress")
-if [ "$java_opts_given" = false ]; then
-  extra+=(--driver-java-options "-Dlog4j2.configurationFile=file:$ROOT/conf/log4j2.properties")
-fi
-# Local mode runs the executors inside the driver's JVM: give it room.
+java_opts="-Dlog4j2.configurationFile=file:$ROOT/conf/log4j2.properties"
+# Local mode runs the executors inside the driver's JVM: give it room, and the throughput
+# collector, ParallelGC (the 10M-row job here: faster than the default G1 in 5 alternating
+# pairs out of 5, median 62.0 s against 64.5 s).
 if [[ "$master" == local* ]]; then
   export SPARK_DRIVER_MEMORY="${SPARK_DRIVER_MEMORY:-4g}"
+  java_opts+=" -XX:+UseParallelGC"
+fi
+# Driver Java options given on the command line replace these.
+if [ "$java_opts_given" = false ]; then
+  extra+=(--driver-java-options "$java_opts")
 fi
 
 submit_args=(--master "$master" --py-files "$zip_path" --files "$files"

@@ -2,10 +2,11 @@
 
     python benchmarks/levers.py --rows N [--repeats 1] [--only NAME [--only NAME ...]]
 
-Runs the job on the benchmark data for N rows once per variant (after one
-warm-up run), and replaces the "Levers at N rows" section of BENCHMARKS.md with
-the wall seconds, the sweep's seconds, the worst per-K gap of the WSSSE per row
-to scikit-learn's best of 10, the chosen K and the sample's relative error.
+Runs the job on the benchmark data for N rows once per variant and repeat, the
+variants alternating (after one warm-up run), and replaces the "Levers at N rows"
+section of BENCHMARKS.md with the median wall seconds, the sweep's seconds, the
+worst per-K gap of the WSSSE per row to scikit-learn's best of 10, the chosen K
+and the sample's relative error.
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ VARIANTS = {
     "K = 2..15": ["--k-max", "15"],
     "K = 2..20": ["--k-max", "20"],
     "2 features": ["--features", "annual_income,spending"],
+    # spark-submit options (SUBMIT_OPTIONS), not job options.
+    "G1 garbage collector (the default before ParallelGC)": [],
+}
+
+# Options for ./spark-submit.sh itself, before the job script.
+SUBMIT_OPTIONS = {
+    "G1 garbage collector (the default before ParallelGC)": [
+        "--driver-java-options",
+        f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'} -XX:+UseG1GC",
+    ],
 }
 
 
@@ -79,8 +90,12 @@ def main() -> int:
     run_system("job", data, work, [])  # warm the page cache and the JIT-free paths alike
     out = ROOT / "benchmarks" / "results" / f"levers-{args.rows}.json"
     results = json.loads(out.read_text()) if out.exists() else {}  # --only adds to earlier variants
+    runs_of = {name: [] for name in names}
+    for _ in range(args.repeats):  # alternating, so a drift of the machine hits every variant alike
+        for name in names:
+            runs_of[name].append(run_system("job", data, work, VARIANTS[name], SUBMIT_OPTIONS.get(name, [])))
     for name in names:
-        runs = [run_system("job", data, work, VARIANTS[name]) for _ in range(args.repeats)]
+        runs = runs_of[name]
         last = runs[-1]
         per_row = [w / n for w, n in zip(last["wssse"], last["fit_rows"])]
         comparable = last["k"] == reference["k"] and "--features" not in VARIANTS[name]

@@ -103,17 +103,18 @@ def generate(rows: int, work: Path) -> Path:
     return data
 
 
-def command(system: str, data: Path, out: Path, result: Path, job_args: list[str]) -> list[str]:
+def command(system: str, data: Path, out: Path, result: Path, job_args: list[str],
+            submit_args: list[str] = ()) -> list[str]:
     python = sys.executable
     if system == "job":
-        return [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", str(data),
+        return [str(ROOT / "spark-submit.sh"), *submit_args, "jobs/segment.py", "--input", str(data),
                 "--output", str(out), *job_args]
     if system == "tutorial":
         return [str(ROOT / "spark-submit.sh"), "benchmarks/tutorial_loop.py", str(data), str(out), str(result)]
     return [python, "benchmarks/sklearn_baseline.py", str(data), str(out), str(result)]
 
 
-def run_system(system: str, data: Path, work: Path, job_args: list[str]) -> dict:
+def run_system(system: str, data: Path, work: Path, job_args: list[str], submit_args: list[str] = ()) -> dict:
     out = work / f"out-{system}"
     result_file = work / f"result-{system}.json"
     if system != "job":  # the job replaces its own output atomically; the baselines need a clean slate
@@ -122,7 +123,7 @@ def run_system(system: str, data: Path, work: Path, job_args: list[str]) -> dict
     log = work / f"{system}.log"
     with open(log, "w") as handle:
         started = time.monotonic()
-        process = subprocess.Popen(command(system, data, out, result_file, job_args), cwd=ROOT,
+        process = subprocess.Popen(command(system, data, out, result_file, job_args, submit_args), cwd=ROOT,
                                    stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         peak = PeakMemory(process.pid)
         code = process.wait()
