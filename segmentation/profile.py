@@ -2,8 +2,9 @@
 
 Columns: ``segment``, ``segment_name``, ``customers``, ``share``, ``wssse`` (the sum of
 the customers' squared distances to the centroid, in z-units), then for every
-feature F: ``F_mean``, ``F_min``, ``F_max``, ``F_median`` over the segment's customers, and ``F_centroid`` (original units)
-and ``F_centroid_z`` (z-units) of the model's centroid. A categorical (one-hot) feature
+feature F: ``F_mean``, ``F_min``, ``F_max``, ``F_median`` (approximate, see
+``MEDIAN_SKETCH_K``) over the segment's customers, and ``F_centroid`` (original
+units) and ``F_centroid_z`` (z-units) of the model's centroid. A categorical (one-hot) feature
 has, for every category ``F=v``: ``F=v_share`` (the segment's customers with that
 value), ``F=v_centroid`` (the share at the centroid) and ``F=v_centroid_z``.
 """
