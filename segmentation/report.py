@@ -118,10 +118,21 @@ dt {{ font-weight: 600; }} img {{ max-width: 100%; }}
 
 
 def label_sample(labels_path: str, segments: list[int], rows_per_segment: int) -> pd.DataFrame:
-    """At most ``rows_per_segment`` labels of each segment, reading only that segment's files."""
+    """At most ``rows_per_segment`` labels of each segment, reading only that segment's files.
+
+    The scan reads one small batch at a time, with no read-ahead: by default pyarrow reads
+    and decodes several row groups ahead, and ``head`` of the 10M-row labels held 0.6 GiB in
+    this process (0.4 GiB this way; 1.4 GiB at 100M rows before).
+    """
     dataset = ds.dataset(labels_path, format="parquet", partitioning="hive")
     parts = [
-        dataset.head(rows_per_segment, filter=ds.field("segment") == segment).to_pandas()
+        dataset.scanner(
+            filter=ds.field("segment") == segment,
+            batch_size=max(1, rows_per_segment),
+            batch_readahead=0,
+            fragment_readahead=0,
+            fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
+        ).head(rows_per_segment).to_pandas()
         for segment in segments
     ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -379,3 +379,19 @@ def test_invalid_values_policy_drop_fail_or_impute(spark, tmp_path):
     labels = pd.read_parquet(os.path.join(tmp_path / "i", "labels")).set_index("customer_id")
     assert labels.loc[100, "a"] == imputed["imputed"]["medians"]["a"]
     assert labels.loc[101, "b"] == imputed["imputed"]["medians"]["b"]
+
+
+def test_label_sample_reads_at_most_n_rows_of_each_segment(spark, tmp_path):
+    """The scatter plot's rows: the first N of each segment, from that segment's files only."""
+    from pyspark.sql import functions as F
+
+    from segmentation.report import label_sample
+
+    path = str(tmp_path / "labels")
+    spark.range(3000).select(F.col("id").alias("customer_id"), (F.col("id") % 3).cast("int").alias("segment")).where(
+        (F.col("segment") < 2) | (F.col("customer_id") < 150)  # segment 2 has only 50 rows
+    ).repartition(4).write.partitionBy("segment").parquet(path)
+    sample = label_sample(path, [0, 1, 2], 100)
+    assert sample.groupby("segment").size().to_dict() == {0: 100, 1: 100, 2: 50}
+    assert (sample["customer_id"] % 3 == sample["segment"].astype("int64")).all()
+    assert sample["customer_id"].is_unique
