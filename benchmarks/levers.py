@@ -111,6 +111,8 @@ def main() -> int:
             "fit_rows": last["fit_rows"][0],
             "sample_error": (last.get("fit_quality") or {}).get("relative_error"),
             "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
+            "runs": len(runs),
+            "every_run_seconds": [r["seconds"] for r in runs],
         }
         r = results[name]
         gap = "n/a" if r["worst_gap"] is None else f"{r['worst_gap']:+.1%}"
@@ -122,8 +124,9 @@ def main() -> int:
     return 0
 
 
-# Printed under the table; kept here so a rerun does not lose it.
-NOTES = """Engines: from 08e17d0 the default sweep engine is tasks; the rows "defaults", "tasks engine: ...",
+# Printed under each size's table; kept here so a rerun does not lose them.
+NOTES = {}
+NOTES[1_000_000] = """Engines: from 08e17d0 the default sweep engine is tasks; the rows "defaults", "tasks engine: ...",
 the K ranges and "2 features" run it. Every other row runs the spark_ml engine: those measured
 before 08e17d0 ran it as the default (their names do not say so), and the script now sets
 elbow.engine=spark_ml for them. Rows at different commits are not comparable in wall seconds:
@@ -138,6 +141,12 @@ What the rows say. Tasks engine: 10 seeds per K cost no more sweep time than 3 o
 in quality. K = 2..15 adds 4 s of sweep over 2..10. spark_ml engine: the sample size and the
 seeds per K move the time; parallel fits, the scheduler mode and AQE do not, on 2 cores; 4
 seeds per K is the only spark.ml setting that narrowed the quality gap."""
+NOTES[10_000_000] = """The collector of the local-mode JVM (which runs the driver and the executors): from d54f89f
+./spark-submit.sh starts it with ParallelGC; the G1 row passes Java 17's default back through
+--driver-java-options. Run with --repeats 3, the two variants alternating: ParallelGC was faster
+(median 57.4 s against 63.1 s) and peaked lower (5.04 against 5.69 GiB). An earlier ad-hoc A/B of
+five alternating pairs, after the KLL profile change (9c17296), agreed: G1 84.4, 59.9, 64.3,
+64.5, 72.3 s; ParallelGC 66.7, 54.3, 60.7, 62.0, 64.7 s."""
 
 
 def write_section(path: Path, rows: int, results: dict, ks: list[int]) -> None:
@@ -146,17 +155,18 @@ def write_section(path: Path, rows: int, results: dict, ks: list[int]) -> None:
              f"`python benchmarks/levers.py --rows {rows}`: the job with one setting changed at a time. "
              "The gap is the job's WSSSE per row over scikit-learn's best of 10, at the worst K "
              f"(per K, {ks[0]}..{ks[-1]}, in the JSON results).", "",
-             "| variant | wall s | sweep s | worst gap | chosen K | fit rows "
+             "| variant | runs | wall s (median) | sweep s | worst gap | chosen K | fit rows "
              "| sample's relative error | peak GiB | commit |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in sorted(results.items(), key=lambda item: list(VARIANTS).index(item[0])
                           if item[0] in VARIANTS else len(VARIANTS)):
         error = "n/a" if r["sample_error"] is None else f"{r['sample_error']:+.2%}"
         gap = "n/a" if r.get("worst_gap") is None else f"{r['worst_gap']:+.1%}"
-        lines.append(f"| {name} | {r['seconds']:.1f} | {r['sweep']:.1f} | {gap} | "
+        lines.append(f"| {name} | {r.get('runs', 1)} | {r['seconds']:.1f} | {r['sweep']:.1f} | {gap} | "
                      f"{r['chosen_k']} | {r['fit_rows']:,} | {error} | {r['peak_rss_bytes'] / 2**30:.2f} | "
                      f"{r.get('commit', 'aa57564 (before 085b5dd)')} |")
-    section = "\n".join(lines) + "\n\n" + NOTES + "\n\n"
+    notes = NOTES.get(rows)
+    section = "\n".join(lines) + "\n\n" + (notes + "\n\n" if notes else "")
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
     pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
