@@ -22,6 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import ROOT, best_of_n, commit, generate, run_system  # noqa: E402
 
+# A variant set by options of ./spark-submit.sh itself (SUBMIT_OPTIONS), not of the job.
+G1 = "G1 garbage collector (the default before ParallelGC)"
+
 # The spark.ml engine's own levers (before 08e17d0 it was the default engine, and these rows
 # were measured without this setting).
 SPARK_ML = ["--set", "elbow.engine=spark_ml"]
@@ -57,13 +60,12 @@ VARIANTS = {
     "K = 2..15": ["--k-max", "15"],
     "K = 2..20": ["--k-max", "20"],
     "2 features": ["--features", "annual_income,spending"],
-    # spark-submit options (SUBMIT_OPTIONS), not job options.
-    "G1 garbage collector (the default before ParallelGC)": [],
+    G1: [],
 }
 
 # Options for ./spark-submit.sh itself, before the job script.
 SUBMIT_OPTIONS = {
-    "G1 garbage collector (the default before ParallelGC)": [
+    G1: [
         "--driver-java-options",
         f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'} -XX:+UseG1GC",
     ],

@@ -43,7 +43,7 @@ from pyspark.sql import functions as F
 
 from segmentation.config import ElbowConfig
 from segmentation.features import SCALED_VECTOR
-from segmentation.task_kmeans import group_fitter
+from segmentation.task_kmeans import partition_fitter
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ def _sweep_in_tasks(
         grid = spark.range(len(some_ks), numPartitions=len(some_ks)).select(
             F.element_at(F.array(*[F.lit(k) for k in some_ks]), (F.col("id") + 1).cast("int")).alias("k")
         )
-        fitter = group_fitter(seed, first_run, cfg.task_seeds_per_k, cfg.max_iter, cfg.tol, cfg.silhouette_rows)
+        fitter = partition_fitter(seed, first_run, cfg.task_seeds_per_k, cfg.max_iter, cfg.tol, cfg.silhouette_rows)
         results = (
             grid.crossJoin(F.broadcast(shipped))
             .mapInPandas(fitter, TASK_RESULT_SCHEMA)

@@ -177,7 +177,7 @@ def sweep_task(
     }
 
 
-def group_fitter(seed: int, first_run: int, runs: int, max_iter: int, tol: float, silhouette_rows: int):
+def partition_fitter(seed: int, first_run: int, runs: int, max_iter: int, tol: float, silhouette_rows: int):
     """The ``mapInPandas`` function of the sweep: a partition holds the fit rows joined to its K
     (columns ``k`` and ``z``, the scaled vector as an array), one K per partition, though a
     partition with several is fitted per K all the same. The seeds are those of runs
