@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DATASETS = ROOT.parent / "shared" / "datasets"
-MALL = DATASETS / "Mall_Customers.csv"
+# The tests carry their own data (tests/data/README.md says where it came from).
+DATA = ROOT / "tests" / "data"
+MALL = DATA / "Mall_Customers.csv"
 
 # Spark's Python workers must run this interpreter, the one with the project installed.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
