@@ -240,11 +240,24 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise InputError(f"--set expects KEY=VALUE, got {text!r}")
+    text = raw.strip()
+    if text.startswith("[") and text.endswith("]"):
+        # A list: split as config lists are, so "[clip(0.01, 0.99)]" stays one step.
+        return key.strip(), [_unquoted(item) for item in _list_items(text[1:-1])]
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
+
+
+def _unquoted(item: str) -> str:
+    """A list item as text: YAML quotes removed ("a, b" -> a, b), anything else as written."""
+    try:
+        value = yaml.safe_load(item)
+    except yaml.YAMLError:
+        return item
+    return value if isinstance(value, str) else item
 
 
 def validate(config: JobConfig) -> None:
@@ -405,8 +418,9 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
 
 
 def _list_items(text: str) -> list[str]:
-    """``"a, b"`` or ``"clip(0.01, 0.99), log1p"`` as a list: commas in brackets stay."""
-    return [part.strip() for part in re.split(r",(?![^()]*\))", text) if part.strip()]
+    """``"a, b"`` or ``"clip(0.01, 0.99), log1p"`` as a list: commas in brackets or quotes stay."""
+    return [part.strip() for part in re.split(r""",(?![^()]*\))(?=(?:[^"']*["'][^"']*["'])*[^"']*$)""", text)
+            if part.strip()]
 
 
 def _spark_value(value: Any) -> str:
@@ -422,7 +436,9 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
         parts = parts[:2] + [".".join(parts[2:])]
     node = data
     for part in parts[:-1]:
-        child = node.setdefault(part, {})
+        child = node.get(part)
+        if child is None:  # a section given as null (conf/local.yaml's transforms) is an empty one
+            child = node[part] = {}
         if not isinstance(child, dict):
             raise InputError(f"config key {dotted}: {part} is not a section")
         node = child

@@ -78,3 +78,16 @@ def test_config_file_problems(tmp_path):
     unknown.write_text("elbo:\n  parallelism: 2\n")
     with pytest.raises(InputError, match="unknown config key elbo; did you mean elbow"):
         load_config(str(unknown))
+
+
+def test_a_transform_set_on_the_command_line_fills_the_shipped_configs_null_section():
+    # conf/local.yaml says "transforms: null" (the kind's defaults); the README's --set must still work.
+    overrides = dict(parse_override(t) for t in (
+        "input.features=Genre,Age",
+        "input.transforms.Genre=[one_hot]",
+        "input.transforms.Age=[clip(0.01, 0.99)]",
+    ))
+    config = load_config("conf/local.yaml", overrides)
+    assert config.input.transforms == {"Genre": ("one_hot",), "Age": ("clip(0.01, 0.99)",)}
+    with pytest.raises(InputError, match="config key k.max.x: max is not a section"):
+        load_config("conf/local.yaml", {"k.max.x": 1})
