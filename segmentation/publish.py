@@ -49,6 +49,9 @@ class _LocalFs:
     def exists(self, path: str) -> bool:
         return os.path.exists(local_path(path))
 
+    def is_dir(self, path: str) -> bool:
+        return os.path.isdir(local_path(path))
+
     def listdir(self, path: str) -> list[str]:
         return os.listdir(local_path(path))
 
@@ -82,6 +85,9 @@ class _HadoopFs:
 
     def exists(self, path: str) -> bool:
         return bool(self._fs.exists(self._path(path)))
+
+    def is_dir(self, path: str) -> bool:
+        return bool(self._fs.getFileStatus(self._path(path)).isDirectory())
 
     def listdir(self, path: str) -> list[str]:
         return [s.getPath().getName() for s in self._fs.listStatus(self._path(path))]
@@ -137,9 +143,9 @@ class Publisher:
     def lock(self) -> None:
         """Takes ``.NAME.lock`` beside OUTPUT, or refuses: another run is publishing there."""
         parent = local_path(self._beside("lock")).rpartition("/")[0] or "."
-        if not os.path.isdir(parent):
-            os.makedirs(parent, exist_ok=True)
         try:
+            if not os.path.isdir(parent):
+                os.makedirs(parent, exist_ok=True)
             handle = open(local_path(self._beside("lock")), "a+", encoding="utf-8")
         except OSError as exc:
             raise InputError(f"cannot write beside the output {self.output}: {exc.strerror} ({parent})") from None
@@ -197,6 +203,10 @@ class Publisher:
         """Refuses to replace a directory that is not an earlier publish of this job."""
         if not self.fs.exists(self.output):
             return
+        if not self.fs.is_dir(self.output):
+            raise InputError(
+                f"output {self.output} is a file, not a directory; refusing to replace it: choose another --output"
+            )
         entries = self.fs.listdir(self.output)
         if entries and MANIFEST not in entries:
             raise InputError(

@@ -69,3 +69,12 @@ def test_leftovers_of_a_killed_run_are_cleared_and_a_half_swap_is_undone(tmp_pat
     assert (output / "labels" / "part-0").read_text() == "first"
     assert sorted(os.listdir(tmp_path)) == [".segments.lock", "segments"]
     publisher.abort()
+
+
+def test_an_output_that_is_a_file_or_under_a_file_is_an_input_error(tmp_path):
+    (tmp_path / "report.csv").write_text("a,b\n")
+    with pytest.raises(InputError, match=r"output .*report.csv is a file, not a directory"):
+        Publisher.for_output(None, str(tmp_path / "report.csv"), "run1")
+    with pytest.raises(InputError, match="cannot write beside the output"):
+        Publisher.for_output(None, str(tmp_path / "report.csv" / "segments"), "run1")
+    assert (tmp_path / "report.csv").read_text() == "a,b\n"
