@@ -11,6 +11,10 @@ from segmentation.config import NumberTextConfig
 from segmentation.parse import is_blank, number_from_text
 
 REASON = "drop_reason"
+# Beyond this magnitude a value is no measure of a customer, and the scaler's sums of
+# squares overflow a double (1e154 squared is already infinite): such a value is
+# ``out of range`` and treated like other invalid values.
+MAX_MAGNITUDE = 1e100
 
 
 def drop_reason(
@@ -24,8 +28,9 @@ def drop_reason(
     Reasons are ``null <id>``, then ``<f> <= -1 (log1p)`` for each feature under log1p
     (outside its domain: such a row is dropped under every policy, so it is checked
     first), then for each feature in order ``null <f>``, ``unparseable <f>`` (text that
-    is not a number by ``input.number_text``), ``NaN <f>`` and ``infinite <f>``, so
-    each dropped row is counted exactly once. ``parsed`` maps a feature stored as
+    is not a number by ``input.number_text``), ``NaN <f>``, ``infinite <f>`` and
+    ``out of range <f>`` (magnitude above MAX_MAGNITUDE), so each dropped row is
+    counted exactly once. ``parsed`` maps a feature stored as
     text to the number read from it; its own column holds the raw text.
     """
     parsed = parsed or {}
@@ -41,6 +46,7 @@ def drop_reason(
             reason.when(value.isNull(), F.lit(f"null {name}"))
             .when(F.isnan(value), F.lit(f"NaN {name}"))
             .when(F.abs(value) == float("inf"), F.lit(f"infinite {name}"))
+            .when(F.abs(value) > MAX_MAGNITUDE, F.lit(f"out of range {name}"))
         )
     return reason
 
@@ -199,9 +205,9 @@ def one_row_per_id(id_col: str, features: tuple[str, ...], policy: str, categori
 
 
 def is_invalid(name: str) -> Column:
-    """Null, NaN or infinite: a feature value that cannot be clustered."""
+    """Null, NaN, infinite or out of range: a feature value that cannot be clustered."""
     value = F.col(f"`{name}`")
-    return value.isNull() | F.isnan(value) | (F.abs(value) == float("inf"))
+    return value.isNull() | F.isnan(value) | (F.abs(value) > MAX_MAGNITUDE)
 
 
 def feature_medians(df: DataFrame, features: tuple[str, ...]) -> dict[str, float]:

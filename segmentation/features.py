@@ -36,6 +36,7 @@ from pyspark.sql import functions as F
 
 from segmentation.errors import InputError
 from segmentation.parse import CLIP, LOG1P, Step, is_categorical
+from segmentation.sql import sql_number, sql_string
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class Dimension:
     def sql(self) -> str:
         """Its value before scaling, as SQL over the columns the model's earlier stages add."""
         if self.category is not None:
-            return f"CAST(`{self.column}` = {self.category!r} AS DOUBLE)"
+            return f"CAST(`{self.column}` = {sql_string(self.category)} AS DOUBLE)"
         return f"CAST(`{self.column}` AS DOUBLE)"
 
     def to_original(self, value: float) -> float:
@@ -223,7 +224,7 @@ def step_sql(value: str, steps: tuple[tuple[Any, ...], ...]) -> str:
         if step[0] == LOG1P:
             value = f"LOG1P({value})"
         elif step[0] == CLIP:
-            value = f"LEAST(GREATEST({value}, {step[1]!r}), {step[2]!r})"
+            value = f"LEAST(GREATEST({value}, {sql_number(step[1])}), {sql_number(step[2])})"
     return value
 
 

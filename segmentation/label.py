@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from segmentation.features import Scaling
+from segmentation.sql import sql_number, sql_string
 
 SEGMENT = "segment"
 SEGMENT_NAME = "segment_name"
@@ -60,7 +61,7 @@ def segments_by_size(
 def segment_stage(segments: list[Segment], scaling: Scaling, prediction_col: str) -> SQLTransformer:
     """The SQL step that maps cluster index to segment, name and distance (in z-units)."""
     number = " ".join(f"WHEN {s.cluster} THEN {s.number}" for s in segments)
-    name = " ".join(f"WHEN {s.cluster} THEN {_sql_string(s.name)}" for s in segments)
+    name = " ".join(f"WHEN {s.cluster} THEN {sql_string(s.name)}" for s in segments)
     squared = " ".join(
         f"WHEN {s.cluster} THEN {_squared_distance(s.centroid_z, scaling)}" for s in segments
     )
@@ -99,12 +100,8 @@ def label_customers(model: PipelineModel, id_col: str, columns: tuple[str, ...])
 
 def _squared_distance(centroid_z: tuple[float, ...], scaling: Scaling) -> str:
     terms = [
-        f"POW(({d.sql()} - ({float(mean)!r})) / ({float(std)!r}) - ({float(z)!r}), 2)"
-        if std else f"POW({float(z)!r}, 2)"  # a slot empty in the fit rows scales to 0
+        f"POW(({d.sql()} - ({sql_number(mean)})) / ({sql_number(std)}) - ({sql_number(z)}), 2)"
+        if std else f"POW({sql_number(z)}, 2)"  # a slot empty in the fit rows scales to 0
         for d, mean, std, z in zip(scaling.dimensions, scaling.mean, scaling.std, centroid_z)
     ]
     return " + ".join(terms)
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

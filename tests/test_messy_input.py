@@ -187,3 +187,25 @@ def test_log1p_outside_its_domain_is_dropped_even_when_imputing(spark, tmp_path)
     assert manifest["dropped_rows"] == {"spend <= -1 (log1p)": 1}
     assert manifest["imputed"]["rows_by_first_reason"] == {"null spend": 1}
     assert manifest["labelled_rows"] == 41
+
+
+def test_non_finite_and_overflowing_values_are_dropped_and_counted(spark, tmp_path):
+    # inf, -inf and 1e308 in a CSV feature column: dropped by reason, never into the scaler or the model's SQL.
+    path = tmp_path / "extreme.csv"
+    rows = ["id,income,spend"] + [f"{i},{[20, 60, 100][i % 3] + i % 5},{[5, 50, 95][i % 3]}" for i in range(60)]
+    rows += ["60,inf,10", "61,-inf,10", "62,1e308,10", "63,10,-1e300", "64,Infinity,3", "65,NaN,3"]
+    path.write_text("\n".join(rows) + "\n")
+    output = str(tmp_path / "out")
+    config = small_config(**{
+        "input.path": str(path), "input.format": "csv", "input.id_col": "id",
+        "input.features": "income,spend", "k.max": 3, "k.fixed": 3, "output.path": output,
+    })
+    manifest = run_segmentation(spark, config)
+    assert manifest["labelled_rows"] == 60
+    assert sum(manifest["dropped_rows"].values()) == 6
+    assert manifest["dropped_rows"]["out of range income"] == 1
+    assert manifest["dropped_rows"]["out of range spend"] == 1
+    assert all(abs(d["std"]) < 1e3 for d in manifest["scaling"].values())
+    scored = PipelineModel.load(os.path.join(output, "model")).transform(
+        spark.createDataFrame([(20.0, 5.0)], "income DOUBLE, spend DOUBLE"))
+    assert scored.first()["segment"] in (0, 1, 2)
