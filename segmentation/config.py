@@ -19,6 +19,7 @@ from typing import Any, Optional
 import yaml
 
 from segmentation.errors import InputError
+from segmentation.k_selection import RULES as K_RULES
 
 INPUT_FORMATS = ("parquet", "csv", "json", "table")
 INPUT_KINDS = ("customers", "transactions")
@@ -114,6 +115,10 @@ class KConfig:
     max: int = 10
     # A fixed K skips automatic selection (the sweep still runs, for the elbow table).
     fixed: Optional[int] = None
+    # How K is chosen (segmentation/k_selection.py): auto (silhouette candidates confirmed
+    # by the elbow), elbow (two-line fit), silhouette, kneedle, relative_drop,
+    # calinski_harabasz. For algorithm gmm the lowest BIC decides.
+    rule: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -279,6 +284,7 @@ def validate(config: JobConfig) -> None:
         ("elbow.init_mode", config.elbow.init_mode, INIT_MODES),
         ("elbow.engine", config.elbow.engine, ELBOW_ENGINES),
         ("algorithm", config.algorithm, ALGORITHMS),
+        ("k.rule", config.k.rule, K_RULES),
     ):
         if value not in allowed:
             raise InputError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")

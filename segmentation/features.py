@@ -111,6 +111,15 @@ class Scaling:
             return list(values)
         return [v - m / s if s else 0.0 for v, m, s in zip(values, self.mean, self.std)]
 
+    def total_sum_of_squares(self, rows: int) -> float:
+        """The scaled fit rows' sum of squared distances to their mean (the WSSSE of K = 1).
+
+        The scaler learned its deviations (sample standard deviations) from exactly those
+        ``rows`` rows, so every dimension with a non-zero deviation contributes rows - 1,
+        whether or not the vector is centred; no pass over the rows is needed.
+        """
+        return float(max(rows - 1, 0) * sum(1 for s in self.std if s))
+
     @property
     def input_features(self) -> tuple[str, ...]:
         """The features behind the dimensions, in order."""

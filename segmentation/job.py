@@ -45,7 +45,7 @@ from segmentation.sample import draw_fit_rows, scale_fit_rows
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
@@ -137,8 +137,13 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 [p.silhouette for p in elbow],
                 fixed=config.k.fixed,
                 bic=[p.bic for p in elbow] if config.algorithm == "gmm" else None,
+                total=scaling.total_sum_of_squares(fit_rows),
+                rows=fit_rows,
+                rule=config.k.rule,
             )
-            log.info("chose k=%d by %s", selection.chosen_k, selection.method)
+            log.info("chose k=%d by %s", selection.chosen_k, selection.decided_by)
+            if selection.clear_structure is False:
+                log.warning("%s", selection.summary)
 
         with stage("fit"):
             # The sweep already fitted the chosen K on the same rows: its best seed is the model.

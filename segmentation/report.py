@@ -46,7 +46,7 @@ def write_report(output: str, rows_per_segment: int = 400) -> list[str]:
     os.makedirs(directory, exist_ok=True)
     dimensions = manifest.get("dimensions", manifest["features"])
     paths = [os.path.join(directory, name) for name in PLOTS]
-    plot_elbow(elbow, manifest["chosen_k"], paths[0])
+    plot_elbow(elbow, manifest["chosen_k"], paths[0], manifest["k_selection"].get("candidates", []))
     plot_sizes(profiles, paths[1])
     plot_profiles(profiles, dimensions, paths[2])
     plot_scatter(sample, profiles, dimensions, manifest["scaling"], paths[3])
@@ -80,8 +80,9 @@ def write_page(manifest: dict, profiles: pd.DataFrame, elbow: pd.DataFrame, plot
         ("Customers read / segmented", f"{manifest['input_rows']:,} / {manifest['labelled_rows']:,}"),
         ("Rows dropped", ", ".join(f"{k}: {v:,}" for k, v in manifest["dropped_rows"].items()) or "none"),
         ("Features", ", ".join(features)),
-        ("Segments (K)", f"{manifest['chosen_k']}, chosen by {selection['method']}"
+        ("Segments (K)", f"{manifest['chosen_k']}, chosen by {selection['decided_by']}"
                          f" from K = {int(elbow['k'].min())}..{int(elbow['k'].max())}"),
+        ("Why this K", selection["summary"]),
         ("Silhouette at that K", "n/a" if silhouette is None or pd.isna(silhouette) else f"{silhouette:.3f}"),
         ("Model fitted on", f"{manifest['fit_rows']:,} customers"),
         ("Spark", f"{manifest['spark_version']} ({manifest['master']})"),
@@ -105,6 +106,7 @@ dt {{ font-weight: 600; }} img {{ max-width: 100%; }}
 <body>
 <h1>Customer segments</h1>
 <p>{manifest["labelled_rows"]:,} customers in {manifest["chosen_k"]} segments.</p>
+<p class="k-choice">{e(selection["summary"])}</p>
 <h2>Segments</h2>
 {table.to_html(index=False, escape=True, classes="segments", border=0)}
 <h2>Plots</h2>
@@ -138,9 +140,19 @@ def label_sample(labels_path: str, segments: list[int], rows_per_segment: int) -
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def plot_elbow(elbow: pd.DataFrame, chosen_k: int, path: str) -> None:
+def plot_elbow(elbow: pd.DataFrame, chosen_k: int, path: str, candidates: list[dict] = ()) -> None:
+    """WSSSE and silhouette by K side by side; the chosen K circled, the rule's candidates
+    marked (filled where the elbow confirmed them)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot(elbow["k"], elbow["wssse"], marker="o")
+    for confirmed, marker in ((True, "s"), (False, "x")):
+        ks = [c["k"] for c in candidates if c["elbow_confirms"] == confirmed]
+        if ks:
+            shown = elbow[elbow["k"].isin(ks)]
+            label = "candidate, elbow confirms" if confirmed else "candidate, elbow does not confirm"
+            for axis, column in ((left, "wssse"), (right, "silhouette")):
+                axis.scatter(shown["k"], shown[column], marker=marker, s=70, color="tab:orange", zorder=3,
+                             label=label)
     chosen = elbow[elbow["k"] == chosen_k]
     left.scatter(chosen["k"], chosen["wssse"], s=180, facecolors="none", edgecolors="red", linewidths=2,
                  label=f"chosen K = {chosen_k}")

@@ -24,11 +24,11 @@ def test_other_algorithms_find_the_planted_segments(spark, customers_path, tmp_p
     assert manifest["chosen_k"] == 5
     elbow = pd.read_parquet(os.path.join(output, "elbow")).sort_values("k")
     if algorithm == "gmm":  # K by the lowest BIC, recorded per K beside the log-likelihood
-        assert manifest["k_selection"]["method"].startswith("lowest BIC")
+        assert manifest["k_selection"]["decided_by"].startswith("lowest BIC")
         assert elbow.loc[elbow["bic"].idxmin(), "k"] == 5
         assert elbow["log_likelihood"].notna().all()
     else:  # the k-means family minimises WSSSE: its curve falls (a mixture's need not)
-        assert manifest["k_selection"]["method"].startswith("two-line fit")
+        assert manifest["k_selection"]["decided_by"] == "silhouette checked by the elbow"
         assert elbow["bic"].isna().all()
         assert (elbow["wssse"].diff().dropna() < 0).all()
 

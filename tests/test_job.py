@@ -45,7 +45,12 @@ def test_the_output_contract(spark, customers_path, run):
                 "input_rows", "labelled_rows", "dropped_rows", "chosen_k", "k_selection",
                 "elbow", "timings", "outputs", "schema_version"):
         assert key in on_disk, key
-    assert on_disk["k_selection"]["method"].startswith("two-line fit")
+    selection = on_disk["k_selection"]
+    assert (selection["rule"], selection["decided_by"]) == ("auto", "silhouette checked by the elbow")
+    assert selection["clear_structure"] is True and selection["summary"].startswith("K = 5: ")
+    assert [c["k"] for c in selection["candidates"] if c["elbow_confirms"]][-1] == 5
+    assert sorted(selection["signals"]) == [str(k) for k in sorted(range(2, 9), key=str)]
+    assert on_disk["schema_version"] == 2
     assert on_disk["elbow_engine"] == "tasks"  # auto, for kmeans on a sample a task can hold
     assert set(on_disk["timings"]) >= {"read", "clean", "features", "sweep", "label", "profile", "publish"}
     # Fitted on all 6000 rows: the labels' distances give back the model's own training cost.
@@ -161,6 +166,8 @@ def test_mall_customers_give_the_five_known_segments(spark, tmp_path):
     })
     manifest = run_segmentation(spark, config)
     assert manifest["chosen_k"] == 5
+    assert manifest["k_selection"]["decided_by"] == "silhouette checked by the elbow"
+    assert manifest["k_selection"]["clear_structure"] is True
     profiles = pd.read_parquet(os.path.join(output, "profiles"))
     assert list(profiles["customers"]) == [81, 39, 35, 23, 22]
     assert list(profiles.columns[5:8]) == ["Annual Income (k$)_mean", "Annual Income (k$)_min", "Annual Income (k$)_max"]
@@ -236,7 +243,7 @@ def test_the_notebook_runs_on_a_published_output(run):
         o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
         for c in notebook.cells if c.cell_type == "code" for o in c.outputs
     )
-    assert f"-> K = {manifest['chosen_k']}" in texts
+    assert f"K = {manifest['chosen_k']}: " in texts
     assert "image/png" in {k for c in notebook.cells for o in c.get("outputs", []) for k in o.get("data", {})}
 
 
