@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 
 from segmentation.errors import InputError
 from segmentation.parse import CLIP, LOG1P, Step, is_categorical
-from segmentation.sql import sql_number, sql_string
+from segmentation.sql import sql_number
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Dimension:
     def sql(self) -> str:
         """Its value before scaling, as SQL over the columns the model's earlier stages add."""
         if self.category is not None:
-            return f"CAST(`{self.column}` = {sql_string(self.category)} AS DOUBLE)"
+            return f"CAST(`{self.column}` = {sql_number(self.category)} AS DOUBLE)"
         return f"CAST(`{self.column}` AS DOUBLE)"
 
     def to_original(self, value: float) -> float:
