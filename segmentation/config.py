@@ -294,8 +294,8 @@ def validate(config: JobConfig) -> None:
     if duplicated:
         raise InputError(f"input.features names a column more than once: {', '.join(duplicated)}")
     for name in (config.input.id_col, *config.input.features):
-        if "`" in name or "." in name:
-            raise InputError(f"column name {name!r} contains '.' or '`', which Spark ML cannot address")
+        if "`" in name:
+            raise InputError(f"column name {name!r} contains a backtick, which Spark cannot address; rename it")
     if config.input.id_col in config.input.features:
         raise InputError(f"input.id_col {config.input.id_col!r} is also listed as a feature")
     _validate_input_shape(config.input)
@@ -437,8 +437,9 @@ def _spark_value(value: Any) -> str:
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
-    # Spark property names contain dots: everything after spark.properties. is one key.
-    if parts[:2] == ["spark", "properties"] and len(parts) > 2:
+    # Spark property names and column names contain dots: everything after spark.properties.
+    # or input.transforms. is one key.
+    if parts[:2] in (["spark", "properties"], ["input", "transforms"]) and len(parts) > 2:
         parts = parts[:2] + [".".join(parts[2:])]
     node = data
     for part in parts[:-1]:

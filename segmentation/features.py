@@ -43,6 +43,25 @@ log = logging.getLogger(__name__)
 RAW_VECTOR = "features"
 SCALED_VECTOR = "scaled_features"
 TRANSFORMED, INDEX, ONEHOT = "__transformed", "__index", "__onehot"
+# spark.ml's stages read "a.b" as field b of a struct a, so a feature whose name has a dot
+# reaches them under its name with the dots spelled out; the model's first step (SQL,
+# where any name can be quoted) makes that column, so the user's names stay the names of
+# the input, the labels, the profiles and the manifest.
+DOT, SPELLED_DOT = ".", "__dot__"
+
+
+def ml_name(feature: str) -> str:
+    """The name spark.ml's stages know ``feature`` by (the feature's own unless it has a dot)."""
+    return feature.replace(DOT, SPELLED_DOT)
+
+
+def feature_name(ml: str) -> str:
+    """The inverse of ``ml_name``."""
+    return ml.replace(SPELLED_DOT, DOT)
+
+
+def needs_ml_name(feature: str) -> bool:
+    return ml_name(feature) != feature
 OTHER = "(other)"
 QUANTILE_ACCURACY = 10_000
 
@@ -158,23 +177,34 @@ def fit_features(
     which remain). A category slot that is empty in the fit rows (the extra slot for
     unseen values, usually) is kept: it scales to 0.
     """
+    spelled = [f for f in features if SPELLED_DOT in f]
+    if spelled:
+        raise InputError(f"feature name {spelled[0]!r} contains {SPELLED_DOT!r}, which the model uses "
+                         "for '.' in names; rename the column")
     steps = {f: s for f, s in (steps or {}).items() if f in features}
     numeric_steps = {f: _fit_numeric_steps(clean, f, s) for f, s in steps.items() if not is_categorical(s)}
     categorical = [f for f in features if f in steps and is_categorical(steps[f])]
+    # A numeric feature spark.ml cannot address goes through the SQL step unchanged.
+    numeric_steps.update({f: () for f in features if needs_ml_name(f) and f not in steps})
+    renamed = [f for f in categorical if needs_ml_name(f)]
 
     stages: list[Any] = []
-    if numeric_steps:
-        stages.append(SQLTransformer(statement=transform_statement(numeric_steps)))
+    if numeric_steps or renamed:
+        stages.append(SQLTransformer(statement=transform_statement(numeric_steps, renamed)))
     if categorical:
         stages.append(StringIndexer(
-            inputCols=categorical, outputCols=[f + INDEX for f in categorical],
+            inputCols=[ml_name(f) for f in categorical], outputCols=[ml_name(f) + INDEX for f in categorical],
             handleInvalid="keep", stringOrderType="alphabetAsc",
         ))
         stages.append(OneHotEncoder(
-            inputCols=[f + INDEX for f in categorical], outputCols=[f + ONEHOT for f in categorical],
+            inputCols=[ml_name(f) + INDEX for f in categorical],
+            outputCols=[ml_name(f) + ONEHOT for f in categorical],
             dropLast=False,
         ))
-    inputs = [f + ONEHOT if f in categorical else f + TRANSFORMED if f in numeric_steps else f for f in features]
+    inputs = [
+        ml_name(f) + ONEHOT if f in categorical else ml_name(f) + TRANSFORMED if f in numeric_steps else f
+        for f in features
+    ]
     stages.append(VectorAssembler(inputCols=inputs, outputCol=RAW_VECTOR, handleInvalid="skip"))
     stages.append(StandardScaler(inputCol=RAW_VECTOR, outputCol=SCALED_VECTOR, withMean=center, withStd=True))
     model = Pipeline(stages=stages).fit(clean)
@@ -187,7 +217,7 @@ def fit_features(
     for f, column in zip(features, inputs):
         if f in labels:
             names = [*labels[f], OTHER]
-            dimensions += [Dimension(f"{f}={v}", f, f + INDEX, float(i), (), v) for i, v in enumerate(names)]
+            dimensions += [Dimension(f"{f}={v}", f, ml_name(f) + INDEX, float(i), (), v) for i, v in enumerate(names)]
         else:
             dimensions.append(Dimension(f, f, column, None, numeric_steps.get(f, ())))
     scaler = model.stages[-1]
@@ -237,12 +267,16 @@ def step_sql(value: str, steps: tuple[tuple[Any, ...], ...]) -> str:
     return value
 
 
-def transform_statement(numeric_steps: dict[str, tuple[tuple[Any, ...], ...]]) -> str:
-    """The SQLTransformer statement that adds ``F__transformed`` for each transformed feature."""
-    columns = ", ".join(
-        f"{step_sql(f'CAST(`{f}` AS DOUBLE)', steps)} AS `{f}{TRANSFORMED}`" for f, steps in numeric_steps.items()
-    )
-    return f"SELECT *, {columns} FROM __THIS__"
+def transform_statement(numeric_steps: dict[str, tuple[tuple[Any, ...], ...]], renamed: list[str] = ()) -> str:
+    """The SQLTransformer statement that adds ``F__transformed`` for each transformed numeric
+    feature (and each one spark.ml cannot address), and a copy under ``ml_name`` of each
+    categorical feature spark.ml cannot address."""
+    columns = [
+        f"{step_sql(f'CAST(`{f}` AS DOUBLE)', steps)} AS `{ml_name(f)}{TRANSFORMED}`"
+        for f, steps in numeric_steps.items()
+    ]
+    columns += [f"`{f}` AS `{ml_name(f)}`" for f in renamed]
+    return f"SELECT *, {', '.join(columns)} FROM __THIS__"
 
 
 def model_inputs(assembler_inputs: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -250,10 +284,10 @@ def model_inputs(assembler_inputs: list[str]) -> tuple[tuple[str, ...], tuple[st
     features, categorical = [], []
     for column in assembler_inputs:
         if column.endswith(ONEHOT):
-            features.append(column[: -len(ONEHOT)])
+            features.append(feature_name(column[: -len(ONEHOT)]))
             categorical.append(features[-1])
         elif column.endswith(TRANSFORMED):
-            features.append(column[: -len(TRANSFORMED)])
+            features.append(feature_name(column[: -len(TRANSFORMED)]))
         else:
             features.append(column)
     return tuple(features), tuple(categorical)

@@ -51,7 +51,7 @@ def test_parse_override_reads_yaml_values():
         ({"input.invalid_values": "zero"}, "input.invalid_values must be one of drop, impute_median, fail"),
         ({"input.zero_variance": "keep"}, "input.zero_variance must be one of error, drop"),
         ({"input.features": "a,b,a"}, "more than once: a"),
-        ({"input.features": "a.b"}, "contains '.'"),
+        ({"input.features": "a`b"}, "contains a backtick"),
         ({"input.id_col": "age"}, "also listed as a feature"),
         ({"elbow.seeds_per_k": 0}, "elbow.seeds_per_k must be at least 1"),
         ({"elbow.init_mode": "kmeans++"}, r"elbow.init_mode must be one of k-means\|\|, random"),

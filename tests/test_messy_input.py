@@ -1,5 +1,6 @@
 """Messy customer tables: CSV options, numbers as text, duplicate rows, and per-column transforms."""
 
+import json
 import os
 
 import pandas as pd
@@ -209,3 +210,33 @@ def test_non_finite_and_overflowing_values_are_dropped_and_counted(spark, tmp_pa
     scored = PipelineModel.load(os.path.join(output, "model")).transform(
         spark.createDataFrame([(20.0, 5.0)], "income DOUBLE, spend DOUBLE"))
     assert scored.first()["segment"] in (0, 1, 2)
+
+
+def test_column_names_with_dots_keep_the_users_names_everywhere(spark, tmp_path):
+    # Flattened JSON gives names like stats.spend; spark.ml alone cannot address them.
+    rows = [{"id": f"c{i}", "stats.spend": [10.0, 50.0, 90.0][i % 3] + i % 7, "stats.visits": [2, 9, 20][i % 3] + i % 2,
+             "geo.region": ["north", "south", "east"][i % 3]} for i in range(90)]
+    path = tmp_path / "flat.json"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    output = str(tmp_path / "out")
+    config = small_config(**{
+        "input.path": str(path), "input.format": "json", "input.id_col": "id",
+        "input.features": ["stats.spend", "stats.visits", "geo.region"],
+        "input.transforms": {"stats.spend": ["clip(0.01, 0.99)"], "geo.region": ["one_hot"]},
+        "k.max": 4, "output.path": output,
+    })
+    manifest = run_segmentation(spark, config)
+    assert manifest["chosen_k"] == 3 and manifest["features"] == ["stats.spend", "stats.visits", "geo.region"]
+    assert "geo.region=north" in manifest["dimensions"]
+    labels = pd.read_parquet(os.path.join(output, "labels"))
+    assert {"stats.spend", "stats.visits", "geo.region"} <= set(labels.columns)
+    assert sorted(labels.groupby("segment")["geo.region"].nunique()) == [1, 1, 1]
+    profiles = pd.read_parquet(os.path.join(output, "profiles"))
+    assert {"stats.spend_mean", "stats.visits_median", "geo.region=south_share"} <= set(profiles.columns)
+    # The saved model scores a table under the user's own names, and so does the score stage's check.
+    scored = PipelineModel.load(os.path.join(output, "model")).transform(spark.read.json(str(path)))
+    assert scored.select("segment").distinct().count() == 3
+    from segmentation.score import model_features
+
+    assert model_features(PipelineModel.load(os.path.join(output, "model")))[0] == (
+        "stats.spend", "stats.visits", "geo.region")
