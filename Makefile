@@ -12,8 +12,10 @@ REPEATS ?= 3
 SYSTEMS ?= job,sklearn,tutorial
 TX_ROWS ?= 1000000
 TX_CUSTOMERS ?= 100000
+K_SEEDS ?= 2026
+K_ROWS ?= 20000
 
-.PHONY: run test bench bench-transactions levers venv clean
+.PHONY: run test bench bench-k bench-transactions levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +44,11 @@ bench: $(STAMP)
 # (see benchmarks/transactions.py); replaces that section of BENCHMARKS.md.
 bench-transactions: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/transactions.py --rows $(TX_ROWS) --customers $(TX_CUSTOMERS) --repeats $(REPEATS)
+
+# Every K rule on the suite of tables with planted groups (see benchmarks/k_suite.py);
+# replaces the "K selection" section of BENCHMARKS.md.
+bench-k: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/k_suite.py --seeds $(K_SEEDS) --rows $(K_ROWS)
 
 # The job's settings, one changed at a time, on ROWS customers (see benchmarks/levers.py).
 levers: $(STAMP)
