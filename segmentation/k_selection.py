@@ -18,8 +18,8 @@ silhouette side by side:
    to K + 1: adding the K-th segment separated real groups, adding one more only split
    a group. (Splitting a single round group cuts its WSSSE by a fixed share, 2 / (pi d)
    in d dimensions; separating two far-apart groups cuts much more.)
-3. The **largest confirmed candidate** is chosen. When no candidate is confirmed,
-   the best silhouette decides, and the manifest says so.
+3. The best silhouette's K is the floor: a larger candidate is chosen when the elbow
+   confirms it (the largest such), else the best silhouette's K.
 
 Measured on the suite of tables with planted groups (``segmentation/planted.py``,
 ``make bench-k``, BENCHMARKS.md): it finds the planted K where every single rule here
@@ -27,8 +27,9 @@ Measured on the suite of tables with planted groups (``segmentation/planted.py``
 Calinski-Harabasz) misses some.
 
 The grouping is called clear when the best silhouette reaches ``STRONG_SILHOUETTE``, or
-reaches ``CLEAR_SILHOUETTE`` with an elbow confirming the chosen K. Otherwise the data
-has no clear natural grouping: the run still segments (a business
+reaches ``CLEAR_SILHOUETTE`` with an elbow confirming a candidate. Otherwise the data has
+no clear natural grouping, and the elbow (the two-line fit) chooses K as the seed
+notebooks do: the run still segments (a business
 needs segments), and the manifest, the log and the report say so in words.
 
 The other rules stay selectable with ``k.rule``: ``elbow`` (the two-line fit, or
@@ -167,8 +168,14 @@ def _auto(ks, signals, silhouette_k, best_sil, selection) -> KSelection:
         })
     confirmed = [c for c in candidates if c["elbow_confirms"]]
     clear = best_sil >= STRONG_SILHOUETTE or (best_sil >= CLEAR_SILHOUETTE and bool(confirmed))
-    if confirmed:
-        pick = max(confirmed, key=lambda c: c["k"])
+    if not clear:  # no natural grouping to find: segment where the elbow bends, as the seeds do
+        wssse = [signals[k]["wssse"] for k in ks]
+        elbow = _elbow(ks, wssse, signals, silhouette_k, "auto", False, selection)
+        summary = (f"No clear natural grouping (best silhouette {best_sil:.3f}); K = {elbow.chosen_k} chosen by "
+                   f"the {elbow.decided_by}.")
+        return selection(elbow.chosen_k, "auto", f"{elbow.decided_by} (no clear grouping)", summary, False, candidates)
+    pick = max(confirmed, key=lambda c: c["k"], default=None)
+    if pick is not None and pick["k"] > silhouette_k:
         k = pick["k"]
         summary = (
             f"K = {k}: the most segments that still separate customers almost as cleanly as the best "
@@ -176,17 +183,16 @@ def _auto(ks, signals, silhouette_k, best_sil, selection) -> KSelection:
             f"confirms it: going from {k - 1} to {k} segments cut the spread within segments (WSSSE) by "
             f"{pick['wssse_cut']:.0%}, one more segment would cut it by only {pick['next_wssse_cut']:.0%}."
         )
-        decided_by = "silhouette checked by the elbow"
+        return selection(k, "auto", "silhouette checked by the elbow", summary, True, candidates)
+    k = silhouette_k
+    summary = f"K = {k}: the segments separate customers most cleanly there (silhouette {best_sil:.3f})"
+    if pick is not None:  # the best silhouette is itself confirmed
+        summary += (f", and the elbow confirms it: going from {k - 1} to {k} segments cut the spread within "
+                    f"segments (WSSSE) by {pick['wssse_cut']:.0%}, one more segment would cut it by only "
+                    f"{pick['next_wssse_cut']:.0%}.")
     else:
-        k = silhouette_k
-        summary = (
-            f"K = {k}: the highest silhouette ({best_sil:.3f}); no K near it is confirmed by the elbow "
-            f"(no step cuts the WSSSE clearly more than the next one)."
-        )
-        decided_by = "highest silhouette (no elbow confirms a candidate)"
-    if not clear:
-        summary = f"No clear natural grouping; {summary}"
-    return selection(k, "auto", decided_by, summary, clear, candidates)
+        summary += "; no larger K near it is confirmed by the elbow."
+    return selection(k, "auto", "silhouette checked by the elbow", summary, True, candidates)
 
 
 def _elbow(ks, wssse, signals, silhouette_k, rule, clear, selection) -> KSelection:

@@ -149,8 +149,10 @@ def test_no_group_structure_still_segments_and_says_so(shape):
     x = rng.standard_normal((3000, 4)) if shape == "gaussian" else rng.uniform(size=(3000, 3))
     chosen = choose((x - x.mean(axis=0)) / x.std(axis=0, ddof=1))
     assert chosen.clear_structure is False
-    assert chosen.summary.startswith("No clear natural grouping; K = ")
-    assert 2 <= chosen.chosen_k <= 10
+    assert chosen.summary.startswith("No clear natural grouping (best silhouette 0.")
+    assert f"K = {chosen.chosen_k} chosen by the two-line fit (L-method) on WSSSE" in chosen.summary
+    assert chosen.decided_by == "two-line fit (L-method) on WSSSE (no clear grouping)"
+    assert chosen.chosen_k == choose((x - x.mean(axis=0)) / x.std(axis=0, ddof=1), rule="elbow").chosen_k
 
 
 def test_every_rule_is_selectable_and_an_unknown_one_is_refused():
