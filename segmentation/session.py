@@ -5,12 +5,29 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 from pyspark.sql import SparkSession
 
 from segmentation.config import JobConfig
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def job_session(config: JobConfig, remote: str | None = None) -> Iterator[SparkSession]:
+    """The session a command runs on: the caller's active one (a notebook's, a platform's,
+    a test's), never stopped here; else one built by ``build_session`` and stopped at the end."""
+    active = None if (remote or os.environ.get("SPARK_REMOTE")) else SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    spark = build_session(config, remote)
+    try:
+        yield spark
+    finally:
+        spark.stop()
 
 
 def build_session(config: JobConfig, remote: str | None = None) -> SparkSession:

@@ -56,26 +56,24 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         return report_error(exc)
 
-    from segmentation.session import build_session
+    from segmentation.session import job_session
     from segmentation.synthetic import generate_customers, generate_transactions
 
-    spark = build_session(config)
-    try:
-        if args.kind == "transactions":
-            customers = max(1, args.customers or args.rows // 10)
-            rows = generate_transactions(spark, args.rows, customers, args.seed, args.partitions)
-        else:
-            rows = generate_customers(spark, args.rows, args.segments, args.seed, args.partitions)
-        writer = rows.write.mode("overwrite" if args.overwrite else "errorifexists")
-        if args.format == "csv":
-            writer.option("header", True).csv(args.output)
-        else:
-            writer.parquet(args.output)
-    except Exception:  # noqa: BLE001
-        log.exception("generating customers failed")
-        return 1
-    finally:
-        spark.stop()
+    with job_session(config) as spark:
+        try:
+            if args.kind == "transactions":
+                customers = max(1, args.customers or args.rows // 10)
+                rows = generate_transactions(spark, args.rows, customers, args.seed, args.partitions)
+            else:
+                rows = generate_customers(spark, args.rows, args.segments, args.seed, args.partitions)
+            writer = rows.write.mode("overwrite" if args.overwrite else "errorifexists")
+            if args.format == "csv":
+                writer.option("header", True).csv(args.output)
+            else:
+                writer.parquet(args.output)
+        except Exception:  # noqa: BLE001
+            log.exception("generating customers failed")
+            return 1
     what = "transactions" if args.kind == "transactions" else f"customers in {args.segments} segments"
     print(f"wrote {args.rows} {what} to {args.output}")
     return 0

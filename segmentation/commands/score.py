@@ -55,22 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         return report_error(exc)
 
     from segmentation.score import run_id_col, score_customers
-    from segmentation.session import build_session
+    from segmentation.session import job_session
 
     id_col = args.id_col or run_id_col(args.model) or config.input.id_col
     input_cfg = replace(config.input, path=args.input, format=args.input_format or config.input.format,
                         id_col=id_col)
-    spark = build_session(config)
-    try:
-        manifest = score_customers(spark, args.model, input_cfg, args.output,
-                                   config.output.max_rows_per_file)
-    except InputError as exc:
-        return report_error(exc)
-    except Exception:  # noqa: BLE001
-        log.exception("scoring failed")
-        return 1
-    finally:
-        spark.stop()
+    with job_session(config) as spark:
+        try:
+            manifest = score_customers(spark, args.model, input_cfg, args.output,
+                                       config.output.max_rows_per_file)
+        except InputError as exc:
+            return report_error(exc)
+        except Exception:  # noqa: BLE001
+            log.exception("scoring failed")
+            return 1
     print(f"scored {manifest['labelled_rows']} customers into {args.output}/labels "
           f"({manifest['dropped_rows']} dropped)")
     return 0

@@ -77,12 +77,15 @@ def overrides(args: argparse.Namespace) -> dict:
     return result
 
 
-def config_path(path: str) -> str:
-    """The default config also resolves from outside the project directory."""
+def config_path(path: str) -> str | None:
+    """The default config also resolves from outside the project directory; an installed
+    package without the project beside it runs on the defaults of segmentation/config.py."""
     if path == DEFAULT_CONFIG and not os.path.exists(path):
-        beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", path)
+        beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", path)
         if os.path.exists(beside):
             return beside
+        if not os.path.exists(os.path.basename(path)):  # nor shipped with --files
+            return None
     return path
 
 
@@ -95,18 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         return report_error(exc)
 
     from segmentation.job import run_segmentation  # Spark is imported only once config is good
-    from segmentation.session import build_session
+    from segmentation.session import job_session
 
-    spark = build_session(config, args.remote)
-    try:
-        manifest = run_segmentation(spark, config)
-    except InputError as exc:
-        return report_error(exc)
-    except Exception:  # noqa: BLE001 - anything else is a failure of ours or the cluster's
-        log.exception("the segment job failed")
-        return 1
-    finally:
-        spark.stop()
+    with job_session(config, args.remote) as spark:
+        try:
+            manifest = run_segmentation(spark, config)
+        except InputError as exc:
+            return report_error(exc)
+        except Exception:  # noqa: BLE001 - anything else is a failure of ours or the cluster's
+            log.exception("the segment job failed")
+            return 1
     print(f"published {manifest['chosen_k']} segments of {manifest['labelled_rows']} customers "
           f"to {config.output.path}")
     if config.report.enabled:
