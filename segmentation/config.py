@@ -8,6 +8,7 @@ command line overrides single keys (``--set elbow.parallelism=4``).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import os
 import re
@@ -251,8 +252,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key.strip(), [_unquoted(item) for item in _list_items(text[1:-1])]
     try:
         value = yaml.safe_load(raw)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: a date-like value that is no date (2026-13-01)
         value = raw
+    if isinstance(value, (datetime.date, datetime.datetime)):  # dates are config text (YYYY-MM-DD)
+        value = text
     return key.strip(), value
 
 
@@ -352,8 +355,6 @@ def _validate_input_shape(cfg: InputConfig) -> None:
                 f"features are chosen from {', '.join(RFM_COLUMNS)}"
             )
         if tx.reference_date is not None:
-            import datetime
-
             try:
                 datetime.date.fromisoformat(tx.reference_date)
             except ValueError:
