@@ -15,7 +15,9 @@ TX_CUSTOMERS ?= 100000
 K_SEEDS ?= 2026
 K_ROWS ?= 20000
 
-.PHONY: run test bench bench-k bench-transactions levers venv clean
+FUZZ_EXAMPLES ?= 1000
+
+.PHONY: run test test-readme fuzz bench bench-k bench-transactions levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+# Every local-mode command of the README, as written, in subprocesses (tests/test_readme.py).
+test-readme: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m readme tests/test_readme.py
+
+# The fuzzing battery of tests/test_fuzz.py with FUZZ_EXAMPLES examples per test (make test runs a few).
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/test_fuzz.py
 
 # The job against scikit-learn and the tutorial spark.ml loop on ROWS synthetic customers;
 # replaces that size's section of BENCHMARKS.md (see benchmarks/run.py).
