@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -203,3 +204,13 @@ def test_the_job_segments_transactions_from_the_command_line(tmp_path):
     assert {s["segment_name"] for s in manifest["segments"]} == {"Champions", "Hibernating", "New"}
     labels = pd.read_parquet(os.path.join(output, "labels"))
     assert labels["recency_days"].min() >= 15  # counted to the given reference date
+
+
+def test_a_healthy_run_prints_only_the_jobs_own_progress(published):
+    # No JVM, netlib, DataSketches or hostname noise: one line per stage and per K, then the result.
+    _, _, result = published
+    lines = result.stderr.splitlines()
+    strangers = [line for line in lines if not re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (INFO|WARNING) segment", line)]
+    assert strangers == [], strangers
+    assert sum(" elbow k=" in line for line in lines) == 7  # k = 2..8
+    assert result.stdout.splitlines()[0].startswith("published 4 segments of 20000 customers")
