@@ -17,7 +17,7 @@ K_ROWS ?= 20000
 
 FUZZ_EXAMPLES ?= 1000
 
-.PHONY: run test test-readme fuzz bench bench-k bench-transactions levers venv clean
+.PHONY: run test test-readme fuzz packed-env bench bench-k bench-transactions levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ run: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+# A packed environment for clusters (spark-submit.sh --packed-env): the project installed, not
+# editable, into a fresh venv, packed with venv-pack into build/env.tar.gz.
+packed-env: build/env.tar.gz
+
+build/env.tar.gz: pyproject.toml $(wildcard segmentation/*.py segmentation/commands/*.py)
+	rm -rf build/packed build/env.tar.gz
+	$(PYTHON) -m venv build/packed
+	build/packed/bin/pip install --quiet . venv-pack
+	build/packed/bin/venv-pack --quiet -p build/packed -o build/env.tar.gz
 
 # Every local-mode command of the README, as written, in subprocesses (tests/test_readme.py).
 test-readme: $(STAMP)
