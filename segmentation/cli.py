@@ -17,5 +17,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def report_error(message: object) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    """Prints ``error: <message>`` as one line, whatever the message holds (a key or a value
+    typed with a newline in it is shown as \\n)."""
+    text = str(message).replace("\r", "\\r").replace("\n", "\\n")
+    print(f"error: {text}", file=sys.stderr)
     return EXIT_BAD_INPUT

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from segmentation.cli import report_error
 from segmentation.commands.segment import main as segment_main
 from segmentation.config import load_config, parse_override
 from segmentation.errors import InputError
@@ -200,7 +201,10 @@ def test_any_set_option_gives_a_valid_config_or_one_input_error(pairs):
     try:
         config = load_config("conf/local.yaml", dict(parse_override(f"{k}={v}") for k, v in pairs))
     except InputError as exc:
-        assert "\n" not in str(exc) and str(exc)
+        printed = io.StringIO()
+        with contextlib.redirect_stderr(printed):
+            assert report_error(exc) == 2
+        assert printed.getvalue().count("\n") == 1 and printed.getvalue().startswith("error: ") and str(exc)
         return
     assert config.k.min <= config.k.max
 
