@@ -21,6 +21,7 @@ import yaml
 
 from segmentation.errors import InputError
 from segmentation.k_selection import RULES as K_RULES
+from segmentation.parse import parse_steps  # the one reader of transform steps
 
 INPUT_FORMATS = ("parquet", "csv", "json", "table")
 INPUT_KINDS = ("customers", "transactions")
@@ -189,7 +190,7 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Jo
             with open(resolved, encoding="utf-8") as handle:
                 data = yaml.safe_load(handle) or {}
         except yaml.YAMLError as exc:
-            raise InputError(f"config {path} is not valid YAML: {_one_line(exc)}") from None
+            raise InputError(f"config {path} is not valid YAML: {' '.join(str(exc).split())}") from None
         if not isinstance(data, dict):
             raise InputError(f"config {path} must be a mapping of keys, not {type(data).__name__}")
     for dotted, value in (overrides or {}).items():
@@ -327,8 +328,6 @@ def validate(config: JobConfig) -> None:
 
 
 def _validate_input_shape(cfg: InputConfig) -> None:
-    from segmentation.parse import parse_steps  # the one reader of transform steps
-
     for name, steps in cfg.transforms.items():
         if name not in cfg.features:
             raise InputError(f"input.transforms.{name}: {name!r} is not one of input.features")
@@ -459,7 +458,3 @@ def _to_plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_to_plain(v) for v in value]
     return value
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())

@@ -43,7 +43,8 @@ from pyspark.sql import functions as F
 
 from segmentation.config import ElbowConfig
 from segmentation.features import SCALED_VECTOR
-from segmentation.task_kmeans import partition_fitter
+from segmentation.session import is_connect
+from segmentation.task_kmeans import partition_fitter, run_seed
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,9 @@ def fit_seeds(
     started = time.monotonic()
     best: Optional[ElbowPoint] = None
     for run in range(first_run, first_run + cfg.seeds_per_k):
-        run_seed = seed + 1009 * run + k
-        model = estimator(algorithm, k, run_seed, cfg).fit(sweep_data)
-        point = _point(algorithm, model, k, run_seed, rows, sweep_data)
+        this_seed = run_seed(seed, run, k)
+        model = estimator(algorithm, k, this_seed, cfg).fit(sweep_data)
+        point = _point(algorithm, model, k, this_seed, rows, sweep_data)
         if best is None or _loss(point) < _loss(best):
             best = point
     assert best is not None
@@ -336,10 +337,7 @@ def _thread_setup(spark: SparkSession):
     """Prepares a pool thread for Spark: its own FAIR scheduler pool on classic Spark; on
     Spark Connect, the session made active in the thread (pyspark.ml's remote calls, such as
     a model's summary, look for the thread's active session)."""
-    try:
-        context = spark.sparkContext
-    except Exception:  # noqa: BLE001 - Spark Connect sessions have no SparkContext
-        context = None
+    context = None if is_connect(spark) else spark.sparkContext
     lock = threading.Lock()
 
     def name_pool(pool: str) -> None:

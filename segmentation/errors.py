@@ -1,6 +1,12 @@
 """The one exception type the entry points map to exit code 2."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (Spark's run to pages), or its type's name."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class InputError(Exception):
     """Bad input or bad configuration: the user can fix it.
 

@@ -36,7 +36,7 @@ from pyspark.sql import functions as F
 
 from segmentation.errors import InputError
 from segmentation.parse import CLIP, LOG1P, Step, is_categorical
-from segmentation.sql import sql_number
+from segmentation.sql import quoted, sql_number
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ class Dimension:
     def sql(self) -> str:
         """Its value before scaling, as SQL over the columns the model's earlier stages add."""
         if self.category is not None:
-            return f"CAST(`{self.column}` = {sql_number(self.category)} AS DOUBLE)"
-        return f"CAST(`{self.column}` AS DOUBLE)"
+            return f"CAST({quoted(self.column)} = {sql_number(self.category)} AS DOUBLE)"
+        return f"CAST({quoted(self.column)} AS DOUBLE)"
 
     def to_original(self, value: float) -> float:
         """A value of this dimension in the feature's own units (log1p undone; a share for a category)."""
@@ -248,7 +248,7 @@ def _fit_numeric_steps(clean: DataFrame, feature: str, steps: tuple[Step, ...]) 
     fitted: list[tuple[Any, ...]] = []
     for step in steps:
         if step.kind == CLIP:
-            expression = F.expr(step_sql(f"CAST(`{feature}` AS DOUBLE)", tuple(fitted)))
+            expression = F.expr(step_sql(f"CAST({quoted(feature)} AS DOUBLE)", tuple(fitted)))
             low, high = clean.select(
                 F.percentile_approx(expression, [step.low, step.high], QUANTILE_ACCURACY).alias("q")
             ).first()["q"]
@@ -272,10 +272,10 @@ def transform_statement(numeric_steps: dict[str, tuple[tuple[Any, ...], ...]], r
     feature (and each one spark.ml cannot address), and a copy under ``ml_name`` of each
     categorical feature spark.ml cannot address."""
     columns = [
-        f"{step_sql(f'CAST(`{f}` AS DOUBLE)', steps)} AS `{ml_name(f)}{TRANSFORMED}`"
+        f"{step_sql(f'CAST({quoted(f)} AS DOUBLE)', steps)} AS {quoted(ml_name(f) + TRANSFORMED)}"
         for f, steps in numeric_steps.items()
     ]
-    columns += [f"`{f}` AS `{ml_name(f)}`" for f in renamed]
+    columns += [f"{quoted(f)} AS {quoted(ml_name(f))}" for f in renamed]
     return f"SELECT *, {', '.join(columns)} FROM __THIS__"
 
 

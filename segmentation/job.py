@@ -16,37 +16,26 @@ from typing import Any, Iterator
 
 import pyspark
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from segmentation import report as report_step
-from segmentation.clean import (
-    REASON,
-    count_duplicate_ids,
-    count_rows,
-    feature_medians,
-    impute,
-    keep_valid,
-    one_row_per_id,
-    with_drop_reason,
-)
+from segmentation.clean import clean_customers
 from segmentation.config import JobConfig
 from segmentation.elbow import engine_for, kmeans_model, sweep
 from segmentation.errors import InputError
 from segmentation.features import fit_features
 from segmentation.k_selection import select_k
-from segmentation.label import label_customers, segment_model, segments_by_size
+from segmentation.label import label_customers, segment_model, segments_by_size, write_labels
 from segmentation.naming import name_segments
 from segmentation.parse import LOG1P, is_categorical, parse_steps
 from segmentation.profile import profile_segments
-from segmentation.publish import Publisher, new_run_id, utc_now
-from segmentation.read import read_input, select_features, text_columns, unreadable_file
+from segmentation.publish import SCHEMA_VERSION, Publisher, new_run_id, utc_now
+from segmentation.read import read_input, select_features, unreadable_file
 from segmentation.rfm import carried_columns, customer_rfm
 from segmentation.sample import draw_fit_rows, scale_fit_rows
+from segmentation.session import is_connect
+from segmentation.sql import column
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 2
-
 
 def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     """Runs the job and publishes its outputs to ``config.output.path``; returns the manifest."""
@@ -77,37 +66,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
 
         with stage("clean"):
             customers = select_features(table, id_col, features, categorical, carried_columns(config.input, features))
-            text = text_columns(customers, numeric)
-            reasoned = customers.transform(
-                with_drop_reason(id_col, numeric, text, log1p_first, config.input.number_text)
-            )
-            exact = features if config.input.duplicate_rows == "drop" else ()
-            try:
-                counts = count_rows(reasoned, id_col, exact)
-            except Exception as exc:  # the first pass over the input finds unreadable files
-                raise (unreadable_file(exc, config.input.format) or exc) from None
-            input_rows = counts.input_rows
-            clean, dropped, imputed = _apply_invalid_values(reasoned, counts.dropped, config, numeric)
-            if counts.exact_copies:
-                clean = clean.dropDuplicates([id_col, *features])
-                dropped["duplicate row"] = counts.exact_copies
-            clean_rows = input_rows - sum(dropped.values())
-            # Imputation keeps rows the pass counted as invalid: their ids are counted again.
-            duplicates = (
-                count_duplicate_ids(clean, id_col) if imputed
-                else (counts.duplicate_rows, counts.duplicate_ids, counts.duplicate_examples)
-            )
-            clean, clean_rows = _one_row_per_id(clean, clean_rows, config, dropped, duplicates, categorical)
-            log.info("read %d rows, dropped %d %s", input_rows, input_rows - clean_rows, dropped or "")
-            if clean_rows == 0:
-                text_hint = [r.split(" ", 1)[1] for r in dropped if r.startswith("unparseable ")]
-                hint = (
-                    f"; if {text_hint[0]!r} holds categories, one-hot encode it: input.transforms: "
-                    f"{{{text_hint[0]!r}: [one_hot]}}" if text_hint else ""
-                )
-                raise InputError(
-                    f"no rows left in {config.input.path} after dropping rows with missing values {dropped}{hint}"
-                )
+            cleaned = clean_customers(customers, config.input, numeric, categorical, log1p_first)
+            clean, clean_rows, dropped = cleaned.table, cleaned.rows, cleaned.dropped
 
         with stage("sample"):
             sample, fit_rows = draw_fit_rows(
@@ -160,11 +120,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             # For transactions all RFM columns, also one dropped as a feature for zero variance.
             carry = carried_columns(config.input, features)
             labels = clean.transform(label_customers(model, id_col, (*features, *carry)))
-            (
-                labels.write.option("maxRecordsPerFile", config.output.max_rows_per_file)
-                .partitionBy("segment")
-                .parquet(publisher.path("labels"))
-            )
+            write_labels(labels, publisher.path("labels"), config.output.max_rows_per_file)
 
         with stage("profile"):
             published = spark.read.parquet(publisher.path("labels"))
@@ -202,10 +158,10 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             "dimensions": list(scaling.features),
             "dropped_features": [f for f in config.input.features if f not in features],
             "scaling": scaling.to_dict(),
-            "input_rows": input_rows,
+            "input_rows": cleaned.input_rows,
             "labelled_rows": labelled_rows,
             "dropped_rows": dropped,
-            "imputed": imputed,
+            "imputed": cleaned.imputed,
             "algorithm": config.algorithm,
             "fit_rows": fit_rows,
             "elbow_engine": engine,
@@ -251,60 +207,6 @@ ELBOW_SCHEMA = (
 )
 
 
-def _apply_invalid_values(reasoned, dropped: dict[str, int], config: JobConfig, numeric: tuple[str, ...]):
-    """Applies ``input.invalid_values`` to rows with a null, unparseable, NaN or infinite feature.
-
-    Returns (clean rows, reason -> rows dropped, imputation facts for the manifest).
-    Rows with a null id are always dropped; so are rows with a log1p feature <= -1,
-    unless the policy is fail (there is no median to put in their place that would
-    not hide the problem).
-    """
-    id_reason = f"null {config.input.id_col}"
-    feature_reasons = {r: n for r, n in dropped.items() if r != id_reason}
-    policy = config.input.invalid_values
-    if policy == "drop" or not feature_reasons:
-        return keep_valid(reasoned), dropped, {}
-    if policy == "fail":
-        listed = ", ".join(f"{r}: {n}" for r, n in feature_reasons.items())
-        raise InputError(
-            f"{sum(feature_reasons.values())} rows of {config.input.path} have invalid feature values "
-            f"({listed}); set input.invalid_values to drop or impute_median"
-        )
-    always = [id_reason, *[r for r in dropped if r.endswith(" (log1p)")]]
-    imputed = {r: n for r, n in dropped.items() if r not in always}
-    if not imputed:
-        return keep_valid(reasoned), dropped, {}
-    with_id = reasoned.where(F.col(REASON).isNull() | ~F.col(REASON).isin(always)).drop(REASON)
-    medians = feature_medians(with_id, numeric)
-    missing = [f for f, m in medians.items() if m is None]
-    if missing:
-        raise InputError(f"feature {missing[0]!r} has no valid value to take a median of")
-    kept = {r: n for r, n in dropped.items() if r in always}
-    return with_id.transform(impute(numeric, medians)), kept, {
-        "policy": policy, "rows_by_first_reason": imputed, "medians": medians
-    }
-
-
-def _one_row_per_id(clean, clean_rows: int, config: JobConfig, dropped: dict[str, int], duplicates, categorical):
-    """Applies ``input.duplicate_ids``; rows merged away are counted as ``duplicate id``.
-
-    ``duplicates`` is (rows beyond the first of their id, ids that repeat, example ids).
-    """
-    id_col, policy = config.input.id_col, config.input.duplicate_ids
-    extra, ids, examples = duplicates
-    if extra == 0:
-        return clean, clean_rows
-    if policy == "fail":
-        raise InputError(
-            f"{ids} ids of {id_col!r} appear on more than one row ({extra} rows too many), "
-            f"e.g. {', '.join(map(repr, examples))}; set input.duplicate_ids to keep_first or aggregate"
-        )
-    dropped["duplicate id"] = extra
-    log.info("%s: %d rows merged into %d ids by duplicate_ids=%s", id_col, extra, ids, policy)
-    merged = clean.transform(one_row_per_id(id_col, config.input.features, policy, categorical))
-    return merged, clean_rows - extra
-
-
 def _fit_quality(chosen, fit_rows: int, all_rows_wssse: float, all_rows: int) -> dict[str, Any]:
     """How well the fit rows stood for all rows: the chosen model's WSSSE per row on each."""
     on_sample = chosen.wssse / fit_rows
@@ -319,7 +221,7 @@ def _fit_quality(chosen, fit_rows: int, all_rows_wssse: float, all_rows: int) ->
 
 
 def _check_enough_distinct(fit_data, features: tuple[str, ...], k_max: int) -> None:
-    distinct = fit_data.select(*[f"`{f}`" for f in features]).distinct().limit(k_max).count()
+    distinct = fit_data.select(*[column(f) for f in features]).distinct().limit(k_max).count()
     if distinct < k_max:
         raise InputError(
             f"only {distinct} distinct customers (feature combinations) to cluster, fewer than "
@@ -340,14 +242,10 @@ def _stage_timer(timings: dict[str, float]):
 
 
 def _cores(spark: SparkSession) -> int:
-    try:
-        return max(2, spark.sparkContext.defaultParallelism)
-    except Exception:  # noqa: BLE001 - Spark Connect: no SparkContext
+    if is_connect(spark):  # no SparkContext: the server's shuffle width stands for its cores
         return max(2, int(spark.conf.get("spark.sql.shuffle.partitions", "8")))
+    return max(2, spark.sparkContext.defaultParallelism)
 
 
 def _master(spark: SparkSession) -> str:
-    try:
-        return spark.sparkContext.master
-    except Exception:  # noqa: BLE001 - Spark Connect
-        return spark.conf.get("spark.master", "connect")
+    return spark.conf.get("spark.master", "connect") if is_connect(spark) else spark.sparkContext.master

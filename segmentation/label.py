@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import SQLTransformer
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from segmentation.features import Scaling
-from segmentation.sql import sql_number, sql_string
+from segmentation.sql import column, sql_number, sql_string
 
 SEGMENT = "segment"
 SEGMENT_NAME = "segment_name"
@@ -88,14 +87,19 @@ def label_customers(model: PipelineModel, id_col: str, columns: tuple[str, ...])
 
     def transform(clean: DataFrame) -> DataFrame:
         return model.transform(clean).select(
-            F.col(f"`{id_col}`"),
+            column(id_col),
             SEGMENT,
             SEGMENT_NAME,
             DISTANCE,
-            *[F.col(f"`{name}`") for name in columns],
+            *[column(name) for name in columns],
         )
 
     return transform
+
+
+def write_labels(labels: DataFrame, path: str, max_rows_per_file: int) -> None:
+    """The labels as Parquet partitioned by ``segment`` (the segment and score jobs' one layout)."""
+    labels.write.option("maxRecordsPerFile", max_rows_per_file).partitionBy(SEGMENT).parquet(path)
 
 
 def _squared_distance(centroid_z: tuple[float, ...], scaling: Scaling) -> str:

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from segmentation.config import NumberTextConfig
 from segmentation.errors import InputError
+
+if TYPE_CHECKING:  # config imports this module: no import back at run time
+    from segmentation.config import NumberTextConfig
 
 LOG1P = "log1p"
 ONE_HOT = "one_hot"
@@ -74,7 +76,7 @@ def is_blank(text: Column) -> Column:
     return text.isNull() | (F.regexp_replace(text, r"\s+", "") == "")
 
 
-def number_from_text(text: Column, rule: NumberTextConfig = NumberTextConfig()) -> Column:
+def number_from_text(text: Column, rule: NumberTextConfig) -> Column:
     """The double in ``text`` by the rule in the module doc; null when blank or unparseable."""
     value = text
     removed = rule.symbols + rule.thousands

@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 
 from segmentation.features import OTHER, Scaling
 from segmentation.label import DISTANCE, SEGMENT, SEGMENT_NAME, Segment
+from segmentation.sql import column
 
 # Medians come from one KLL sketch per segment and feature (Apache DataSketches, built into
 # Spark). Exact while a segment has at most K rows; beyond that, the median's rank is off by at
@@ -50,16 +51,16 @@ def profile_segments(
     for d in scaling.dimensions:
         if d.category is not None:
             known = [o.value for o in scaling.dimensions if o.feature == d.feature and o.value != OTHER]
-            raw = F.col(f"`{d.feature}`")
+            raw = column(d.feature)
             is_value = raw.isNull() | ~raw.isin(known) if d.value == OTHER else raw.eqNullSafe(d.value)
             aggregates.append(F.avg(is_value.cast("double")).alias(f"{d.name}_share"))
             continue
-        column = F.col(f"`{d.feature}`").cast("double")
+        value = column(d.feature).cast("double")
         aggregates += [
-            F.avg(column).alias(f"{d.name}_mean"),
-            F.min(column).alias(f"{d.name}_min"),
-            F.max(column).alias(f"{d.name}_max"),
-            _median(column).alias(f"{d.name}_median"),
+            F.avg(value).alias(f"{d.name}_mean"),
+            F.min(value).alias(f"{d.name}_min"),
+            F.max(value).alias(f"{d.name}_max"),
+            _median(value).alias(f"{d.name}_median"),
         ]
     observed = labels.groupBy(SEGMENT).agg(*aggregates)
     names = scaling.features
@@ -80,7 +81,7 @@ def profile_segments(
         .withColumn("customers", F.coalesce(F.col("customers"), F.lit(0).cast("long")))
         .withColumn("wssse", F.coalesce(F.col("wssse"), F.lit(0.0)))
         .withColumn("share", F.col("customers") / F.lit(float(total)))
-        .select(*[F.col(f"`{c}`") for c in profile_columns(scaling)])
+        .select(*[column(c) for c in profile_columns(scaling)])
         .coalesce(1)  # one small file; sorting within it needs no range-partitioning pass
         .sortWithinPartitions(SEGMENT)
     )

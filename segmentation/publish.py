@@ -40,6 +40,8 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
+# The version of the output contract (the README's table); every manifest carries it.
+SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
 PARTS = ("labels", "profiles", "elbow", "model", "report")

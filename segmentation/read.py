@@ -17,8 +17,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from segmentation.config import InputConfig
-from segmentation.errors import InputError
+from segmentation.errors import InputError, first_line
 from segmentation.parse import is_blank
+from segmentation.sql import column
 
 
 def read_input(spark: SparkSession, cfg: InputConfig) -> DataFrame:
@@ -34,7 +35,7 @@ def read_input(spark: SparkSession, cfg: InputConfig) -> DataFrame:
             return _read_csv(spark, cfg)
         return spark.read.format(cfg.format).load(cfg.path)
     except AnalysisException as exc:
-        raise InputError(f"cannot read {cfg.format} input {cfg.path}: {_first_line(exc)}") from None
+        raise InputError(f"cannot read {cfg.format} input {cfg.path}: {first_line(exc)}") from None
     except Exception as exc:  # schema inference reads footers: a corrupt file can fail here
         error = unreadable_file(exc, cfg.format)
         if error is None:
@@ -108,8 +109,8 @@ def select_features(
                 "choose numeric columns with --features"
             )
     return df.select(
-        F.col(_quoted(id_col)),
-        *[F.col(_quoted(name)) for name in (*features, *carry)],
+        column(id_col),
+        *[column(name) for name in (*features, *carry)],
     )
 
 
@@ -152,12 +153,3 @@ def _check_local_path(path: str) -> None:
         visible = [n for n in os.listdir(local) if not n.startswith((".", "_"))]
         if not visible:
             raise InputError(f"input directory is empty: {path}")
-
-
-def _quoted(name: str) -> str:
-    return f"`{name}`"
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

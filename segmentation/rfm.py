@@ -30,6 +30,7 @@ from pyspark.sql import types as T
 from segmentation.config import RFM_COLUMNS, InputConfig
 from segmentation.errors import InputError
 from segmentation.parse import date_from, is_blank, number_from_text
+from segmentation.sql import column
 
 DATE, AMOUNT = "__date", "__amount"
 
@@ -81,7 +82,7 @@ def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, 
     tx = cfg.transactions
     _check_columns(transactions, cfg)
     types = {f.name: f.dataType for f in transactions.schema.fields}
-    customer, raw_date, raw_amount = (F.col(f"`{c}`") for c in (cfg.id_col, tx.date_col, tx.amount_col))
+    customer, raw_date, raw_amount = (column(c) for c in (cfg.id_col, tx.date_col, tx.amount_col))
     date = date_from(raw_date, tx.date_format, not isinstance(types[tx.date_col], (T.DateType, T.TimestampType)))
     if isinstance(types[tx.amount_col], T.StringType):
         amount = number_from_text(raw_amount, cfg.number_text)
@@ -107,7 +108,7 @@ def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, 
         customer.alias(cfg.id_col),
         date.alias(DATE),
         amount.alias(AMOUNT),
-        *([F.col(f"`{tx.order_col}`").alias("__order")] if tx.order_col else []),
+        *([column(tx.order_col).alias("__order")] if tx.order_col else []),
         reason.alias("__reason"),
     ).observe(
         observation,
@@ -118,7 +119,7 @@ def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, 
     purchase = F.col(AMOUNT) > 0
     order = F.col("__order") if tx.order_col else F.col(DATE)
     per_customer = (
-        valid.groupBy(F.col(f"`{cfg.id_col}`"))
+        valid.groupBy(column(cfg.id_col))
         .agg(
             F.sum(AMOUNT).alias("monetary"),
             F.count_distinct(F.when(purchase, order)).alias("frequency"),
@@ -144,7 +145,7 @@ def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, 
         reference = summary["latest"] + datetime.timedelta(days=1)
     ref = F.lit(reference)
     customers = per_customer.where(F.col("monetary") > 0).select(
-        F.col(f"`{cfg.id_col}`"),
+        column(cfg.id_col),
         F.datediff(ref, F.col("__last")).alias("recency_days"),
         F.col("frequency"),
         F.col("monetary"),

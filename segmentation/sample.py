@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from segmentation.features import SCALED_VECTOR
+from segmentation.sql import column
 
 HASH_BUCKETS = 1 << 30
 
@@ -30,7 +31,7 @@ def draw_fit_rows(
     partitions: int,
 ) -> tuple[DataFrame, int]:
     """The cached fit rows (features in original units) and their number: one pass over the input."""
-    customer = F.col(f"`{id_col}`")
+    customer = column(id_col)
     data = clean
     if sample_rows is not None and clean_rows > sample_rows:
         keep = int(HASH_BUCKETS * sample_rows / clean_rows)
@@ -38,7 +39,7 @@ def draw_fit_rows(
     data = (
         data.repartition(partitions, customer)
         .sortWithinPartitions(customer)
-        .select(*[F.col(f"`{f}`") for f in features])
+        .select(*[column(f) for f in features])
         .cache()
     )
     return data, data.count()
@@ -48,7 +49,7 @@ def scale_fit_rows(feature_model: PipelineModel, rows: DataFrame, features: tupl
     """The fit rows with their scaled vector, cached; ``rows`` is no longer cached afterwards."""
     data = (
         feature_model.transform(rows)
-        .select(*[F.col(f"`{f}`") for f in features], SCALED_VECTOR)
+        .select(*[column(f) for f in features], SCALED_VECTOR)
         .cache()
     )
     data.count()

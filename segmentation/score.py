@@ -21,11 +21,11 @@ from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.clean import keep_valid, with_drop_reason
-from segmentation.config import InputConfig
-from segmentation.errors import InputError
+from segmentation.config import InputConfig, OutputConfig
+from segmentation.errors import InputError, first_line
 from segmentation.features import model_inputs
-from segmentation.label import SEGMENT, label_customers
-from segmentation.publish import Publisher, new_run_id, utc_now
+from segmentation.label import label_customers, write_labels
+from segmentation.publish import SCHEMA_VERSION, Publisher, new_run_id, utc_now
 from segmentation.read import is_local_path, local_path, read_input, select_features, text_columns
 from segmentation.rfm import carried_columns, customer_rfm
 
@@ -38,8 +38,7 @@ def load_segment_model(path: str) -> PipelineModel:
     try:
         return PipelineModel.load(path)
     except Exception as exc:  # noqa: BLE001 - any load failure means no usable model there
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot load a segment model from {path}: {first}") from None
+        raise InputError(f"cannot load a segment model from {path}: {first_line(exc)}") from None
 
 
 def model_features(model: PipelineModel) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -62,7 +61,7 @@ def score_customers(
     model_path: str,
     input_cfg: InputConfig,
     output: str,
-    max_rows_per_file: int = 5_000_000,
+    max_rows_per_file: int = OutputConfig.max_rows_per_file,
 ) -> dict[str, Any]:
     """Labels the customers of ``input_cfg`` with the model at ``model_path``; returns the manifest."""
     run_id = new_run_id()
@@ -90,11 +89,7 @@ def score_customers(
         observed = reasoned.observe(read, F.count(F.lit(1)).alias("input_rows"))
         labels = keep_valid(observed).transform(label_customers(model, cfg.id_col, (*features, *carry)))
         labels = labels.observe(written, F.count(F.lit(1)).alias("labelled_rows"))
-        (
-            labels.write.option("maxRecordsPerFile", max_rows_per_file)
-            .partitionBy(SEGMENT)
-            .parquet(publisher.path("labels"))
-        )
+        write_labels(labels, publisher.path("labels"), max_rows_per_file)
         input_rows = int(read.get["input_rows"])
         dropped_rows = input_rows - int(written.get["labelled_rows"])
         if input_rows == dropped_rows:
@@ -102,7 +97,7 @@ def score_customers(
                 f"no rows of {cfg.path} could be scored: all {input_rows} have missing or unparseable values"
             )
         manifest = {
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSION,
             "run_id": run_id,
             "kind": "score",
             "started_at": started_at,

@@ -42,6 +42,11 @@ class Run:
     runs: int
 
 
+def run_seed(seed: int, run: int, k: int) -> int:
+    """The seed of run ``run`` of K = ``k``: the same in both sweep engines."""
+    return seed + 1009 * run + k
+
+
 def squared_distances(x: np.ndarray, x_sq: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """(n, k) squared Euclidean distances; ``x_sq`` is each row's squared norm."""
     d = x_sq[:, None] - 2.0 * (x @ centers.T) + np.einsum("ij,ij->i", centers, centers)[None, :]
@@ -193,7 +198,7 @@ def partition_fitter(seed: int, first_run: int, runs: int, max_iter: int, tol: f
         for k, group in rows.groupby("k", sort=True):
             k = int(k)
             x = np.stack(group["z"].to_numpy()).astype(np.float64)
-            seeds = [seed + 1009 * run + k for run in range(first_run, first_run + runs)]
+            seeds = [run_seed(seed, run, k) for run in range(first_run, first_run + runs)]
             yield pd.DataFrame([sweep_task(x, k, seeds, max_iter, tol, silhouette_rows, seed)])
 
     return fit
