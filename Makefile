@@ -17,7 +17,7 @@ K_ROWS ?= 20000
 
 FUZZ_EXAMPLES ?= 1000
 
-.PHONY: run test test-readme fuzz packed-env bench bench-k bench-transactions levers venv clean
+.PHONY: run test test-readme fuzz packed-env dist bench bench-k bench-transactions levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+# What a platform deploys: the wheel (console scripts segment-customers, score-customers,
+# generate-customers) and the zip for --py-files, in dist/.
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m pip wheel --quiet --no-deps -w dist .
+	$(PY) -m segmentation.package dist/segmentation.zip
 
 # A packed environment for clusters (spark-submit.sh --packed-env): the project installed, not
 # editable, into a fresh venv, packed with venv-pack into build/env.tar.gz.
@@ -75,4 +82,4 @@ levers: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/levers.py --rows $(ROWS)
 
 clean:
-	rm -rf $(VENV) $(OUTPUT) data spark-warehouse .pytest_cache
+	rm -rf $(VENV) $(OUTPUT) data spark-warehouse .pytest_cache build dist

@@ -87,20 +87,7 @@ fi
 # Package the library fresh for every submission (a few KB), atomically.
 mkdir -p "$ROOT/build"
 zip_path="$ROOT/build/segmentation.zip"
-"$local_python" - "$ROOT" "$zip_path" <<'PY'
-import os, sys, tempfile, zipfile
-root, target = sys.argv[1], sys.argv[2]
-fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".zip")
-os.close(fd)
-with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-    for folder, dirs, files in os.walk(os.path.join(root, "segmentation")):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        for name in sorted(files):
-            if name.endswith(".py"):
-                path = os.path.join(folder, name)
-                archive.write(path, os.path.relpath(path, root))
-os.replace(tmp, target)
-PY
+PYTHONPATH="$ROOT" "$local_python" -m segmentation.package "$zip_path" >/dev/null
 
 # Harmless lines that the JVM and two of Spark's libraries print straight to stderr, not
 # through log4j (so the logging config cannot silence them); anything else goes through.

@@ -214,3 +214,21 @@ def test_a_healthy_run_prints_only_the_jobs_own_progress(published):
     assert strangers == [], strangers
     assert sum(" elbow k=" in line for line in lines) == 7  # k = 2..8
     assert result.stdout.splitlines()[0].startswith("published 4 segments of 20000 customers")
+
+
+def test_the_console_scripts_run_as_plain_python_on_a_local_session(tmp_path):
+    # pip install . (here: the editable install of make venv) puts them on PATH.
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    env.pop("SPARK_HOME", None)
+    data, output = str(tmp_path / "customers"), str(tmp_path / "segments")
+    generated = subprocess.run([os.path.join(bin_dir, "generate-customers"), "--rows", "3000", "--segments", "3",
+                                "--output", data], env=env, capture_output=True, text=True, timeout=600)
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    segmented = subprocess.run([os.path.join(bin_dir, "segment-customers"), "--input", data, "--output", output,
+                                "--k-max", "5", "--no-report"], env=env, capture_output=True, text=True, timeout=600)
+    assert segmented.returncode == 0, segmented.stderr[-3000:]
+    assert json.load(open(os.path.join(output, "manifest.json")))["chosen_k"] == 3
+    bad = subprocess.run([os.path.join(bin_dir, "score-customers"), "--model", output + "/nope", "--input", data,
+                          "--output", str(tmp_path / "scored")], env=env, capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and bad.stderr.splitlines()[-1].startswith("error: no saved model at ")
