@@ -17,7 +17,7 @@ K_ROWS ?= 20000
 
 FUZZ_EXAMPLES ?= 1000
 
-.PHONY: run test test-readme fuzz packed-env dist bench bench-k bench-transactions levers venv clean
+.PHONY: run test test-readme test-connect-remote fuzz packed-env dist bench bench-k bench-transactions levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ build/env.tar.gz: pyproject.toml $(wildcard segmentation/*.py segmentation/comma
 # Every local-mode command of the README, as written, in subprocesses (tests/test_readme.py).
 test-readme: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m readme tests/test_readme.py
+
+# A Spark Connect server on 127.0.0.1 whose workers' Python lacks the project (tests/test_connect_remote.py).
+test-connect-remote: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m remote tests/test_connect_remote.py
 
 # The fuzzing battery of tests/test_fuzz.py with FUZZ_EXAMPLES examples per test (make test runs a few).
 fuzz: $(STAMP)

@@ -43,7 +43,7 @@ from pyspark.sql import functions as F
 
 from segmentation.config import ElbowConfig
 from segmentation.features import SCALED_VECTOR
-from segmentation.session import is_connect
+from segmentation.session import is_connect, ship_package
 from segmentation.task_kmeans import partition_fitter, run_seed
 
 log = logging.getLogger(__name__)
@@ -271,6 +271,7 @@ def _sweep_in_tasks(
     spark: SparkSession, sweep_data: DataFrame, ks: list[int], cfg: ElbowConfig, seed: int, rows: int
 ) -> list[ElbowPoint]:
     """The tasks engine: one Spark job per round, one task per K (see the module's doc)."""
+    ship_package(spark)  # its tasks run this package's numpy k-means on the server's workers
     shipped = sweep_data.select(vector_to_array(F.col(SCALED_VECTOR)).alias("z"))
 
     def fit(some_ks: list[int], first_run: int) -> list[ElbowPoint]:

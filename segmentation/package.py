@@ -14,6 +14,17 @@ import zipfile
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+def package_zip(directory: str) -> str:
+    """A zip of the package: written into ``directory`` from its sources, or, when the package
+    was itself imported from a zip (``--py-files``, ``PYTHONPATH=segmentation.zip``), that zip."""
+    if os.path.isdir(PACKAGE_DIR):
+        return write_zip(os.path.join(directory, "segmentation.zip"))
+    archive = os.path.dirname(PACKAGE_DIR)
+    if not (os.path.isfile(archive) and zipfile.is_zipfile(archive)):
+        raise RuntimeError(f"cannot tell where the segmentation package's sources are: {PACKAGE_DIR}")
+    return archive
+
+
 def write_zip(target: str) -> str:
     """Writes every .py file of the package (``segmentation/...``) into ``target``, atomically."""
     root = os.path.dirname(PACKAGE_DIR)
@@ -27,6 +38,8 @@ def write_zip(target: str) -> str:
                 if name.endswith(".py"):
                     path = os.path.join(folder, name)
                     archive.write(path, os.path.relpath(path, root))
+        if not archive.namelist():
+            raise RuntimeError(f"no sources found under {PACKAGE_DIR}")
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
     return target

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from contextlib import contextmanager
 from typing import Iterator
 
 from pyspark.sql import SparkSession
 
 from segmentation.config import JobConfig
+from segmentation.errors import InputError, first_line
+from segmentation.package import package_zip
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,31 @@ def _connect_session(config: JobConfig, remote: str) -> SparkSession:
     if left:
         log.info("Spark Connect: left to the server: %s", ", ".join(sorted(left)))
     return spark
+
+
+_SHIPPED: set[str] = set()
+
+
+def ship_package(spark: SparkSession) -> None:
+    """On Spark Connect, gives the server's Python workers this package as a Python artifact.
+
+    Functions that run on the server (the tasks engine's ``mapInPandas``) import
+    ``segmentation``; a remote server's Python does not have it. Once per session. A server
+    that refuses artifacts is an input error that says what to install there instead.
+    """
+    if not is_connect(spark) or spark.session_id in _SHIPPED:
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        archive = package_zip(directory)
+        try:
+            spark.addArtifacts(archive, pyfile=True)
+        except Exception as exc:  # noqa: BLE001 - the server's refusal, in its words
+            raise InputError(
+                f"the Spark Connect server refused the job's Python package ({first_line(exc)}); "
+                "install it in the server's Python instead: pip install customer-segmentation (make dist)"
+            ) from None
+    _SHIPPED.add(spark.session_id)
+    log.info("Spark Connect: shipped the segmentation package to the server's Python workers")
 
 
 def is_connect(spark: SparkSession) -> bool:

@@ -25,10 +25,14 @@ def listening(port: int) -> bool:
 @pytest.fixture(scope="module")
 def connect_server(tmp_path_factory):
     """sc://127.0.0.1:PORT, a local[2] Connect server; stopped however the tests end."""
-    logs = tmp_path_factory.mktemp("connect")
+    yield from connect_server_at(tmp_path_factory.mktemp("connect"), sys.executable)
+
+
+def connect_server_at(logs, workers_python: str):
+    """A local[2] Connect server on 127.0.0.1 whose Python workers run ``workers_python``."""
     port = free_port()
     env = dict(os.environ, SPARK_NO_DAEMONIZE="1", SPARK_LOG_DIR=str(logs), SPARK_PID_DIR=str(logs),
-               SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+               SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=workers_python)
     env.pop("SPARK_HOME", None)
     env.pop("SPARK_REMOTE", None)
     server = subprocess.Popen(
@@ -36,6 +40,7 @@ def connect_server(tmp_path_factory):
          "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
          "--conf", f"spark.connect.grpc.binding.port={port}"],
         env=env, stdout=open(logs / "server.out", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=logs,  # not the project: its workers (python -m pyspark.daemon) would import it from there
     )
     try:
         deadline = time.monotonic() + 120
