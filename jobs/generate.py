@@ -1,9 +1,9 @@
-"""Synthetic customers with planted segments, or their transactions, written as Parquet (or CSV).
+"""Synthetic customers with planted segments, or their transactions, as Parquet (or CSV).
 
-    ./spark-submit.sh jobs/generate.py --rows N --output PATH [--seed S] [--segments K] [--partitions P]
-    ./spark-submit.sh jobs/generate.py --kind transactions --rows N --customers M --output PATH
+    ./spark-submit.sh jobs/generate.py --help
 
-Rows are made on the executors from spark.range: the driver never holds them.
+The command itself (arguments, exit codes) is segmentation/commands/generate.py; this is the
+script spark-submit runs.
 """
 
 import sys

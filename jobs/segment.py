@@ -1,9 +1,9 @@
 """The segment job: read customers, sweep K, label, profile and publish segments.
 
-    ./spark-submit.sh jobs/segment.py [--config conf/local.yaml] [--input PATH] ...
+    ./spark-submit.sh jobs/segment.py --help
 
-Exit codes: 0 done; 2 bad input or config (one ``error:`` line on stderr, nothing
-written to OUTPUT); 1 anything else.
+The command itself (arguments, exit codes) is segmentation/commands/segment.py; this is the
+script spark-submit runs.
 """
 
 import sys
