@@ -110,3 +110,25 @@ def test_the_command_line_synopsis_names_only_real_options():
         for option in re.findall(r"(--[a-z][a-z-]*)", command.split(job.group(0), 1)[1]):
             assert option in help_text.getvalue(), f"{option} of the README's synopsis is not an option of {job.group(0)}"
 
+
+
+CLUSTER = [c for b in BLOCKS for c in commands(b) if c.startswith("./spark-submit.sh") and not is_local(c)
+           and "..." not in c]
+
+
+def test_the_readme_shows_cluster_and_connect_recipes():
+    assert any("--deploy-mode cluster" in c for c in CLUSTER) and any("spark://" in c for c in CLUSTER)
+
+
+@pytest.mark.parametrize("command", CLUSTER)
+def test_every_cluster_recipe_of_the_readme_gives_a_command(project, command):
+    # Nothing runs on a cluster here: --print-command shows what would be submitted.
+    (project / "build").mkdir(exist_ok=True)
+    (project / "build" / "env.tar.gz").write_bytes(b"")  # what make packed-env would have made
+    printed = command.replace("./spark-submit.sh", "./spark-submit.sh --print-command", 1)
+    env = dict(os.environ, PYSPARK_DRIVER_PYTHON=str(project / ".venv" / "bin" / "python"))
+    env.pop("SPARK_MASTER", None)
+    result = subprocess.run(["bash", "-c", printed], cwd=project, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.strip(), f"{command}\n{result.stderr}"
+    assert "jobs/segment.py" in result.stdout
