@@ -14,6 +14,7 @@ TX_ROWS ?= 1000000
 TX_CUSTOMERS ?= 100000
 K_SEEDS ?= 2026
 K_ROWS ?= 20000
+K_ARGS ?=
 
 FUZZ_EXAMPLES ?= 1000
 
@@ -79,7 +80,7 @@ bench-transactions: $(STAMP)
 # Every K rule on the suite of tables with planted groups (see benchmarks/k_suite.py);
 # replaces the "K selection" section of BENCHMARKS.md.
 bench-k: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/k_suite.py --seeds $(K_SEEDS) --rows $(K_ROWS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/k_suite.py --seeds $(K_SEEDS) --rows $(K_ROWS) $(K_ARGS)
 
 # The job's settings, one changed at a time, on ROWS customers (see benchmarks/levers.py).
 levers: $(STAMP)

@@ -12,8 +12,8 @@ recorded in the manifest: every K's WSSSE and silhouette. Every rule of
 on identical sweeps; the job's own choice (the default rule) is checked against them. With
 ``--gmm`` each table is also run with ``--algorithm gmm`` and its lowest-BIC K recorded.
 
-Replaces the section "K selection" of BENCHMARKS.md; raw results go to
-benchmarks/results/k-suite.json.
+Replaces the section "K selection (suite seeds S)" of BENCHMARKS.md ("K selection with gmm
+(...)" with --gmm); raw results go to benchmarks/results/k-suite.json (k-suite-gmm.json).
 """
 
 from __future__ import annotations
@@ -33,7 +33,12 @@ sys.path.insert(0, str(ROOT))
 
 from run import commit, machine, replace_section  # noqa: E402
 
-HEADING = "## K selection"
+
+
+def heading(seeds: str, gmm: bool) -> str:
+    """The section's heading: one section per suite and algorithm set, so a --gmm run on one
+    suite does not replace the k-means run on two."""
+    return f"## K selection {'with gmm ' if gmm else ''}(suite seeds {seeds})"
 
 
 def main() -> int:
@@ -123,8 +128,9 @@ def main() -> int:
     report = {"seeds": args.seeds, "rows": args.rows, "commit": commit(), "machine": machine(), "tables": results}
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "k-suite.json").write_text(json.dumps(report, indent=1))
-    replace_section(Path(args.markdown), HEADING, render(report, RULES, args.gmm), report["machine"])
+    (out / ("k-suite-gmm.json" if args.gmm else "k-suite.json")).write_text(json.dumps(report, indent=1))
+    replace_section(Path(args.markdown), heading(args.seeds, args.gmm), render(report, RULES, args.gmm),
+                    report["machine"])
     print(f"wrote {args.markdown}")
     return 0
 
@@ -137,7 +143,7 @@ def render(report: dict, rules: tuple[str, ...], gmm: bool) -> str:
     columns = ["job", *rules[1:]] + (["bic"] if gmm else [])
     names = {"job": "default (auto, the job's choice)", "bic": "BIC (algorithm gmm)"}
     lines = [
-        HEADING, "",
+        heading(report["seeds"], gmm), "",
         f"`make bench-k` (benchmarks/k_suite.py) at {report['commit']}: the job in-process on every table of "
         f"`segmentation.planted.suite` (seed {report['seeds']}, {report['rows']:,} rows each), the Mall customers "
         "and the demo customers; every rule applied to the same sweep (its WSSSE and silhouette per K, "
