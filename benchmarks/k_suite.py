@@ -98,11 +98,14 @@ def main() -> int:
                 "output.path": output, "report.enabled": False, "algorithm": algorithm, **extra,
             })
             started = time.monotonic()
+            if algorithm == "gmm":  # a failed mixture fit is a result of the bench, not its end
+                try:
+                    record["bic"] = run_segmentation(spark, config)["chosen_k"]
+                except Exception as exc:  # noqa: BLE001
+                    record["bic"], record["bic_error"] = None, str(exc).strip().splitlines()[0][:200]
+                continue
             manifest = run_segmentation(spark, config)
             seconds = time.monotonic() - started
-            if algorithm == "gmm":
-                record["bic"] = manifest["chosen_k"]
-                continue
             selection = manifest["k_selection"]
             record.update(job=manifest["chosen_k"], seconds=round(seconds, 1),
                           clear_structure=selection["clear_structure"], summary=selection["summary"])
