@@ -158,7 +158,8 @@ def render(report: dict, rules: tuple[str, ...], gmm: bool) -> str:
     ]
     for column in columns:
         hits = sum(t.get(column) == t["planted_k"] for t in separated)
-        off = statistics.mean(abs(t[column] - t["planted_k"]) for t in overlapping) if overlapping else float("nan")
+        landed = [abs(t[column] - t["planted_k"]) for t in overlapping if t.get(column) is not None]
+        off = statistics.mean(landed) if landed else float("nan")
         lines.append(f"| {names.get(column, column)} | {hits} ({hits / len(separated):.0%}) | {off:.2f} | "
                      f"{', '.join(str(t[column]) for t in none)} |")
     unclear = {kind: sum(t["clear_structure"] is False for t in group)
