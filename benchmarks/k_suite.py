@@ -150,7 +150,9 @@ def render(report: dict, rules: tuple[str, ...], gmm: bool) -> str:
         f"`make bench-k` (benchmarks/k_suite.py) at {report['commit']}: the job in-process on every table of "
         f"`segmentation.planted.suite` (seed {report['seeds']}, {report['rows']:,} rows each), the Mall customers "
         "and the demo customers; every rule applied to the same sweep (its WSSSE and silhouette per K, "
-        "K = 2..10, from the manifest).",
+        "K = 2..10, from the manifest)."
+        + (" BIC is the lowest-BIC K of a second run with `--algorithm gmm` (spark.ml GaussianMixture, full "
+           "covariances) on the same table." if gmm else ""),
         "",
         f"| rule | separated tables: planted K found (of {len(separated)}) | overlapping: mean abs(K - planted) "
         f"(of {len(overlapping)}) | no structure: K chosen |",
