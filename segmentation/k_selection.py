@@ -65,10 +65,6 @@ class KSelection:
     candidates: list[dict] = field(default_factory=list)
     silhouette_k: Optional[int] = None
 
-    @property
-    def method(self) -> str:
-        return self.decided_by
-
     def to_dict(self) -> dict:
         return {
             "chosen_k": self.chosen_k,

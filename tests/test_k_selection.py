@@ -60,7 +60,7 @@ def test_noise_on_the_flat_part_does_not_move_the_choice():
 def test_fixed_k_and_short_ranges():
     ks = [2, 3, 4]
     chosen = select_k(ks, [10.0, 5.0, 4.0], [0.5, 0.7, 0.6], fixed=4)
-    assert (chosen.chosen_k, chosen.method, chosen.silhouette_k) == (4, "fixed", 3)
+    assert (chosen.chosen_k, chosen.decided_by, chosen.silhouette_k) == (4, "fixed", 3)
     short = select_k([3, 4], [10.0, 5.0], [0.4, 0.6], rule="elbow")
     assert short.chosen_k == 4 and short.decided_by.startswith("highest silhouette")
     # A real curve of K = 2..5 on four planted segments: too few points for two lines.
@@ -84,7 +84,7 @@ def test_errors_cover_every_interior_k_and_report_agreement():
 def test_a_mixture_takes_the_k_with_the_lowest_bic_and_fixed_still_wins():
     ks, wssse = [2, 3, 4, 5], [40.0, 20.0, 15.0, 14.0]
     chosen = select_k(ks, wssse, bic=[900.0, 850.0, 870.0, 880.0])
-    assert (chosen.chosen_k, chosen.method) == (3, "lowest BIC (Gaussian mixture log-likelihood)")
+    assert (chosen.chosen_k, chosen.decided_by) == (3, "lowest BIC (Gaussian mixture log-likelihood)")
     assert {k: v["bic"] for k, v in chosen.to_dict()["signals"].items()} == {
         "2": 900.0, "3": 850.0, "4": 870.0, "5": 880.0}
     assert select_k(ks, wssse, bic=[900.0, 850.0, 870.0, 880.0], fixed=5).chosen_k == 5
