@@ -17,8 +17,10 @@ K_ROWS ?= 20000
 K_ARGS ?=
 
 FUZZ_EXAMPLES ?= 1000
+# The Spark lines that make test-compat checks beside the main environment's (conf/compat/).
+COMPAT_LINES ?= 3.5 4.0
 
-.PHONY: run test test-readme test-connect-remote fuzz packed-env dist bench bench-k bench-transactions levers venv clean
+.PHONY: run test test-readme test-connect-remote test-compat fuzz packed-env dist bench bench-k bench-transactions levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +64,21 @@ test-readme: $(STAMP)
 # A Spark Connect server on 127.0.0.1 whose workers' Python lacks the project (tests/test_connect_remote.py).
 test-connect-remote: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m remote tests/test_connect_remote.py
+
+# One environment per older Spark line: that line's pyspark with the numpy, pandas and pyarrow
+# that go with it (conf/compat/spark-LINE.txt), the project installed into it.
+.compat/%/.installed: conf/compat/spark-%.txt pyproject.toml
+	rm -rf .compat/$*
+	$(PYTHON) -m venv .compat/$*
+	.compat/$*/bin/pip install --quiet --upgrade pip
+	.compat/$*/bin/pip install --quiet -c conf/compat/spark-$*.txt -e '.[test]'
+	touch $@
+
+# The job on Mall and on transactions, scoring and the notebook under each line of COMPAT_LINES,
+# against the same runs on the main environment's Spark (tests/test_compat.py).
+test-compat: $(STAMP) $(foreach line,$(COMPAT_LINES),.compat/$(line)/.installed)
+	COMPAT_PYTHONS="$(foreach line,$(COMPAT_LINES),$(CURDIR)/.compat/$(line)/bin/python)" \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m compat tests/test_compat.py
 
 # The fuzzing battery of tests/test_fuzz.py with FUZZ_EXAMPLES examples per test (make test runs a few).
 fuzz: $(STAMP)

@@ -14,6 +14,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from segmentation.compat import PERCENTILE_ACCURACY
 from segmentation.config import InputConfig, NumberTextConfig
 from segmentation.errors import InputError
 from segmentation.parse import is_blank, number_from_text
@@ -281,7 +282,7 @@ def feature_medians(df: DataFrame, features: tuple[str, ...]) -> dict[str, float
     """One pass: the approximate median of each feature over its valid values."""
     row = df.select(
         *[
-            F.percentile_approx(F.when(~is_invalid(f), column(f)), 0.5, 10_000).alias(f)
+            F.percentile_approx(F.when(~is_invalid(f), column(f)), 0.5, PERCENTILE_ACCURACY).alias(f)
             for f in features
         ]
     ).first()

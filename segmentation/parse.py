@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Optional
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from segmentation.compat import try_cast
 from segmentation.errors import InputError
 
 if TYPE_CHECKING:  # config imports this module: no import back at run time
@@ -87,7 +88,7 @@ def number_from_text(text: Column, rule: NumberTextConfig) -> Column:
     value = F.when(bracketed, F.regexp_extract(value, r"^\((.*)\)$", 1)).otherwise(value)
     if rule.decimal != ".":
         value = F.translate(value, rule.decimal, ".")
-    number = F.when(value.rlike(_NUMBER), value.try_cast("double"))
+    number = F.when(value.rlike(_NUMBER), try_cast(value, "double"))
     number = F.when(bracketed, -number).otherwise(number)
     return F.when(~is_blank(text) & (F.abs(number) < float("inf")), number).cast("double")
 
@@ -98,5 +99,5 @@ def date_from(column: Column, pattern: Optional[str], is_text: bool) -> Column:
         return column.cast("date")
     text = column.cast("string")
     if pattern is None:
-        return text.try_cast("date")
+        return try_cast(text, "date")
     return F.try_to_timestamp(text, F.lit(pattern)).cast("date")

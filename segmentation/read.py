@@ -120,12 +120,19 @@ def text_columns(df: DataFrame, names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(n for n in names if isinstance(types[n], T.StringType))
 
 
-_UNREADABLE = re.compile(r"\[FAILED_READ_FILE[.\w]*\] Encountered error while reading file (\S+?)\.(\s|$)")
+# How Spark names the file it failed to read: 4.x's error class, then 3.5's two messages (a
+# file whose checksum no longer matches, and one that is not Parquet).
+_UNREADABLE = (
+    re.compile(r"\[FAILED_READ_FILE[.\w]*\] Encountered error while reading file (\S+?)\.(\s|$)"),
+    re.compile(r"ChecksumException: Checksum error: (\S+) at \d+"),
+    re.compile(r"RuntimeException: (\S+) is not a Parquet file\."),
+)
 
 
 def unreadable_file(exc: BaseException, fmt: str) -> InputError | None:
     """The input error for a Spark failure to read one input file (a corrupt Parquet file), or None."""
-    match = _UNREADABLE.search(str(exc))
+    message = str(exc)
+    match = next((m for m in (p.search(message) for p in _UNREADABLE) if m), None)
     if match is None:
         return None
     return InputError(f"cannot read input file {match.group(1)}: it is corrupt or not {fmt}")
