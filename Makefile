@@ -20,7 +20,7 @@ FUZZ_EXAMPLES ?= 1000
 # The Spark lines that make test-compat checks beside the main environment's (conf/compat/).
 COMPAT_LINES ?= 3.5 4.0
 
-.PHONY: run test test-readme test-connect-remote test-compat fuzz packed-env dist bench bench-k bench-transactions levers venv clean
+.PHONY: run test test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,11 @@ test-connect-remote: $(STAMP)
 test-compat: $(STAMP) $(foreach line,$(COMPAT_LINES),.compat/$(line)/.installed)
 	COMPAT_PYTHONS="$(foreach line,$(COMPAT_LINES),$(CURDIR)/.compat/$(line)/bin/python)" \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m compat tests/test_compat.py
+
+# The packed environment running a standalone cluster's executors on 127.0.0.1, client mode
+# (tests/test_packed_env.py).
+test-packed-env: $(STAMP) build/env.tar.gz
+	PACKED_ENV="$(CURDIR)/build/env.tar.gz" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m packed tests/test_packed_env.py
 
 # The fuzzing battery of tests/test_fuzz.py with FUZZ_EXAMPLES examples per test (make test runs a few).
 fuzz: $(STAMP)

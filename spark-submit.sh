@@ -144,6 +144,9 @@ if [ -n "$packed_env" ]; then
     [ "$master" = yarn ] && extra+=(--conf "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python")
   else
     extra+=(--conf "spark.pyspark.driver.python=$local_python")
+    # A driver started from Python tells the executors which Python to run by its own
+    # PYSPARK_PYTHON (pyspark's SparkContext.pythonExec), not by spark.pyspark.python.
+    export PYSPARK_PYTHON=./environment/bin/python
   fi
 fi
 # The workers' Python: the packed environment's (above), the one given, or this machine's.
@@ -173,7 +176,8 @@ if [ "$print_command" = true ]; then
   # What runs: this Python, whose pyspark starts "$SPARK_HOME/bin/spark-submit $PYSPARK_SUBMIT_ARGS".
   if [[ "$quoted" == *[\$\`\\\"]* ]]; then printf 'PYSPARK_SUBMIT_ARGS=%q' "${quoted}pyspark-shell"
   else printf 'PYSPARK_SUBMIT_ARGS="%s"' "${quoted}pyspark-shell"; fi
-  printf ' SPARK_HOME=%q %q %q' "${SPARK_HOME:-$(dirname "$(dirname "$SUBMIT")")}" "$local_python" "$job"
+  printf ' SPARK_HOME=%q PYSPARK_PYTHON=%q %q %q' "${SPARK_HOME:-$(dirname "$(dirname "$SUBMIT")")}" \
+    "$PYSPARK_PYTHON" "$local_python" "$job"
   [ $# -eq 0 ] || printf ' %q' "$@"; echo
   exit 0
 fi

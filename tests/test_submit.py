@@ -43,6 +43,7 @@ def test_local_mode_runs_this_machines_python_with_the_logging_config_at_its_pat
     args = submit_args(words)
     assert args[:4] == ["--master", "local[*]", "--deploy-mode", "client"]
     assert words[-4:] == [sys.executable, "jobs/segment.py", "--input", "a b"]
+    assert f"PYSPARK_PYTHON={sys.executable}" in words  # local mode: the workers run this Python too
     java = args[args.index("--driver-java-options") + 1]
     assert f"-Dlog4j2.configurationFile=file:{ROOT}/conf/log4j2.properties" in java and "-XX:+UseParallelGC" in java
     files = args[args.index("--files") + 1].split(",")
@@ -71,8 +72,10 @@ def test_cluster_deploy_mode_ships_the_packed_environment_and_names_shipped_file
 @pytest.mark.parametrize("master", ["yarn", "k8s://https://127.0.0.1:6443", "spark://127.0.0.1:7077"])
 def test_client_mode_on_a_cluster_runs_the_driver_here_and_the_executors_in_the_packed_environment(master, packed_env):
     words = printed("--master", master, "--packed-env", packed_env, "jobs/segment.py",
-                    env={"PYSPARK_PYTHON": "./environment/bin/python"})
+                    env={"PYSPARK_PYTHON": sys.executable})  # a leftover of local runs is overridden
     assert words[-2:] == [sys.executable, "jobs/segment.py"]  # never the packed Python here
+    # the driver's Python tells the executors to run the packed one
+    assert "PYSPARK_PYTHON=./environment/bin/python" in words
     args = submit_args(words)
     confs = [args[i + 1] for i, w in enumerate(args) if w == "--conf"]
     assert "spark.pyspark.python=./environment/bin/python" in confs
