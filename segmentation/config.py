@@ -159,6 +159,16 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class MlflowConfig:
+    """Optional MLflow tracking of each segment run (segmentation/tracking.py; --mlflow)."""
+
+    enabled: bool = False
+    # null: MLFLOW_TRACKING_URI, else MLflow's default; e.g. sqlite:///mlflow.db, http://host:5000
+    tracking_uri: Optional[str] = None
+    experiment: str = "customer-segmentation"
+
+
+@dataclass(frozen=True)
 class SparkConfig:
     app_name: str = "customer-segmentation"
     # Passed to SparkSession.builder.config; spark-submit --conf wins over these.
@@ -172,6 +182,7 @@ class JobConfig:
     k: KConfig = field(default_factory=KConfig)
     elbow: ElbowConfig = field(default_factory=ElbowConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     seed: int = 42
     # kmeans (the default), bisecting (BisectingKMeans) or gmm (GaussianMixture, K by BIC).

@@ -1,7 +1,7 @@
 """The whole segmentation job, top-down in the order the data flows:
 
 read (and, for transactions, build the RFM table), clean, sample, build features,
-sweep K, select K, fit, label, profile, publish, report.
+sweep K, select K, fit, label, profile, publish, report, and (with --mlflow) track.
 
 Each step is one call into its own module; this function only wires them and
 keeps the run's facts for the manifest.
@@ -34,6 +34,7 @@ from segmentation.rfm import carried_columns, customer_rfm
 from segmentation.sample import draw_fit_rows, scale_fit_rows
 from segmentation.session import is_connect
 from segmentation.sql import column
+from segmentation.tracking import log_run, open_tracking
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     log1p_first = tuple(f for f in numeric if steps.get(f) and steps[f][0].kind == LOG1P)
     transactions = config.input.kind == "transactions"
     publisher = Publisher.for_output(spark, config.output.path, run_id)
+    tracking = open_tracking(config.mlflow)  # an unreachable tracking store stops the run here
 
     publisher.begin()
     sample = fit_data = rfm_cache = rfm_facts = None
@@ -196,6 +198,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             if cached is not None:
                 cached.unpersist()
     log.info("published %s (run %s)", config.output.path, run_id)
+    log_run(tracking, config.mlflow, manifest, config.output.path)
     return manifest
 
 
