@@ -9,7 +9,7 @@ DEMO_DATA ?= data/demo_customers
 OUTPUT ?= output
 ROWS ?= 1000000
 REPEATS ?= 3
-SYSTEMS ?= job,sklearn,tutorial
+SYSTEMS ?= job,sklearn,duckdb,empty,tutorial
 TX_ROWS ?= 1000000
 TX_CUSTOMERS ?= 100000
 K_SEEDS ?= 2026
@@ -89,9 +89,15 @@ test-packed-env: $(STAMP) build/env.tar.gz
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/test_fuzz.py
 
-# The job against scikit-learn and the tutorial spark.ml loop on ROWS synthetic customers;
-# replaces that size's section of BENCHMARKS.md (see benchmarks/run.py).
-bench: $(STAMP)
+# The benchmarks' own dependencies (DuckDB, a baseline), beside the test extra.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# The job against scikit-learn, DuckDB, an empty Spark job and the tutorial spark.ml loop on ROWS
+# synthetic customers; replaces that size's section of BENCHMARKS.md (see benchmarks/run.py).
+bench: $(BENCH_STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/run.py --rows $(ROWS) --repeats $(REPEATS) --systems $(SYSTEMS)
 
 # The RFM path: the job on TX_ROWS synthetic transactions of TX_CUSTOMERS customers

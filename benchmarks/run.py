@@ -1,6 +1,7 @@
-"""The benchmark: the job against scikit-learn and the tutorial spark.ml loop, on one machine.
+"""The benchmark: the job against scikit-learn, DuckDB, an empty Spark job and the tutorial
+spark.ml loop, on one machine.
 
-    make bench ROWS=1000000 [REPEATS=3] [SYSTEMS=job,sklearn,tutorial]
+    make bench ROWS=1000000 [REPEATS=3] [SYSTEMS=job,sklearn,duckdb,empty,tutorial]
     python benchmarks/run.py --rows N [--repeats R] [--systems ...] [--markdown BENCHMARKS.md]
 
 Generates N synthetic customers once with jobs/generate.py (kept under
@@ -36,12 +37,17 @@ sys.path.insert(0, str(ROOT))
 
 from segmentation.k_selection import select_k  # noqa: E402
 
-SYSTEMS = ("job", "sklearn", "tutorial")
+SYSTEMS = ("job", "sklearn", "duckdb", "empty", "tutorial")
 TITLES = {
     "job": "the job (`jobs/segment.py`)",
     "sklearn": "scikit-learn, one machine",
+    "duckdb": "DuckDB + scikit-learn on a sample",
+    "empty": "empty Spark job",
     "tutorial": "tutorial spark.ml loop",
 }
+# The scripts each system runs: through ./spark-submit.sh (Spark) or this Python.
+SUBMITTED = {"tutorial": "benchmarks/tutorial_loop.py", "empty": "benchmarks/empty_job.py"}
+PYTHON_SCRIPTS = {"sklearn": "benchmarks/sklearn_baseline.py", "duckdb": "benchmarks/duckdb_baseline.py"}
 QUALITY_RUNS = 10
 QUALITY_TOLERANCE = 0.02
 
@@ -105,13 +111,14 @@ def generate(rows: int, work: Path) -> Path:
 
 def command(system: str, data: Path, out: Path, result: Path, job_args: list[str],
             submit_args: list[str] = ()) -> list[str]:
-    python = sys.executable
     if system == "job":
         return [str(ROOT / "spark-submit.sh"), *submit_args, "jobs/segment.py", "--input", str(data),
                 "--output", str(out), *job_args]
-    if system == "tutorial":
-        return [str(ROOT / "spark-submit.sh"), "benchmarks/tutorial_loop.py", str(data), str(out), str(result)]
-    return [python, "benchmarks/sklearn_baseline.py", str(data), str(out), str(result)]
+    if system == "empty":
+        return [str(ROOT / "spark-submit.sh"), SUBMITTED[system]]
+    if system in SUBMITTED:
+        return [str(ROOT / "spark-submit.sh"), SUBMITTED[system], str(data), str(out), str(result)]
+    return [sys.executable, PYTHON_SCRIPTS[system], str(data), str(out), str(result)]
 
 
 def run_system(system: str, data: Path, work: Path, job_args: list[str], submit_args: list[str] = ()) -> dict:
@@ -138,10 +145,12 @@ def run_system(system: str, data: Path, work: Path, job_args: list[str], submit_
                    wssse=[p["wssse"] for p in manifest["elbow"]],
                    fit_rows=[p["rows"] for p in manifest["elbow"]],
                    timings=manifest["timings"], fit_quality=manifest.get("fit_quality"))
-    else:
+    elif system != "empty":
         inner = json.loads(result_file.read_text())
         run.update(chosen_k=inner["chosen_k"], k=inner["k"], wssse=inner["wssse"],
-                   fit_rows=[inner["rows"]] * len(inner["k"]))
+                   fit_rows=[inner.get("fit_rows", inner["rows"])] * len(inner["k"]))
+        if "seconds_elbow" in inner:
+            run["seconds_elbow"] = inner["seconds_elbow"]
     return run
 
 
@@ -312,11 +321,13 @@ def render_section(report: dict) -> str:
             f"{median[s] / median['job']:.2f}×" for s in systems) + " |")
     lines.append("| peak resident memory, GiB | " + " | ".join(f"{peak[s] / 2**30:.2f}" for s in systems) + " |")
     lines.append("| chosen K | " + " | ".join(
-        "/".join(sorted({str(r["chosen_k"]) for r in runs[s]})) for s in systems) + " |")
-    lines.append("| rows per fit | " + " | ".join(f"{runs[s][-1]['fit_rows'][0]:,}" for s in systems) + " |")
+        "/".join(sorted({str(r.get("chosen_k", "–")) for r in runs[s]})) for s in systems) + " |")
+    lines.append("| rows per fit | " + " | ".join(
+        f"{runs[s][-1]['fit_rows'][0]:,}" if "fit_rows" in runs[s][-1] else "–" for s in systems) + " |")
     lines.append("")
 
     quality = report.get("quality_reference")
+    systems = [s for s in systems if "wssse" in runs[s][-1]]  # the empty job has no curve
     ks = runs[systems[0]][-1]["k"]
     head = ["K"] + [f"{TITLES[s]}" for s in systems]
     if quality:
@@ -356,6 +367,15 @@ def render_checks(report: dict, median: dict, peak: dict) -> list[str]:
         ratio = median["job"] / median["sklearn"]
         checks.append(f"- The job's wall time ÷ scikit-learn's: {ratio:.2f}×"
                       + (" (target at 10M rows: at most 1.0×)" if rows >= 10_000_000 else ""))
+    if "empty" in median:
+        checks.append(f"- The job's wall time ÷ the empty Spark job's: {median['job'] / median['empty']:.2f}×"
+                      + (" (target at 1M rows: at most 2.0×)" if rows == 1_000_000 else ""))
+        if "duckdb" in median:
+            beyond = (median["job"] - median["empty"]) / median["duckdb"]
+            elbow = statistics.median(r["seconds_elbow"] for r in runs["duckdb"])
+            checks.append(f"- The job's time beyond the empty job ÷ DuckDB's: {beyond:.1f}× (aim: 3×); "
+                          f"DuckDB's elbow (scikit-learn on its sample) took {elbow:.1f} s of its "
+                          f"{median['duckdb']:.1f} s, its passes over the rows the rest")
     if "tutorial" in median:
         speedup = median["tutorial"] / median["job"]
         checks.append(f"- The job is {speedup:.1f}× faster than the tutorial loop"
@@ -368,9 +388,13 @@ def render_checks(report: dict, median: dict, peak: dict) -> list[str]:
         worst = max(j / b for j, b in zip(per_row, best))
         checks.append(f"- The job's WSSSE per row, worst K against scikit-learn's best of {quality['runs']}: "
                       f"{(worst - 1) * 100:+.2f}% (target: within {QUALITY_TOLERANCE:.0%})")
-        reference_k = select_k(quality["k"], quality["wssse"]).chosen_k
-        checks.append(f"- K chosen by the same rule on scikit-learn's best curve: {reference_k}; "
+        reference_k = select_k(quality["k"], quality["wssse"], rule="elbow").chosen_k
+        checks.append(f"- K by the two-line elbow on scikit-learn's best curve: {reference_k}; "
                       f"the job chose {job['chosen_k']}")
+    chosen = {s: runs[s][-1]["chosen_k"] for s in ("sklearn", "duckdb") if runs.get(s)}
+    if chosen:
+        checks.append("- K chosen by the job's rule (silhouettes and elbow): the job " + str(job["chosen_k"]) + ", "
+                      + ", ".join(f"{TITLES[s]} {k}" for s, k in chosen.items()))
     if job.get("fit_quality"):
         fq = job["fit_quality"]
         checks.append(f"- The sample's WSSSE per row at the chosen K against all rows': "
