@@ -373,9 +373,11 @@ def render_checks(report: dict, median: dict, peak: dict) -> list[str]:
         if "duckdb" in median:
             beyond = (median["job"] - median["empty"]) / median["duckdb"]
             elbow = statistics.median(r["seconds_elbow"] for r in runs["duckdb"])
-            checks.append(f"- The job's time beyond the empty job ÷ DuckDB's: {beyond:.1f}× (aim: 3×); "
-                          f"DuckDB's elbow (scikit-learn on its sample) took {elbow:.1f} s of its "
-                          f"{median['duckdb']:.1f} s, its passes over the rows the rest")
+            passes = median["duckdb"] - elbow
+            checks.append(f"- The job's time beyond the empty job ÷ DuckDB's: {beyond:.1f}× (aim: 3×). DuckDB's "
+                          f"elbow (scikit-learn on its sample) took {elbow:.1f} s of its {median['duckdb']:.1f} s; "
+                          f"against its passes over the rows alone ({passes:.1f} s), the job's time beyond the "
+                          f"empty job is {(median['job'] - median['empty']) / passes:.1f}×")
     if "tutorial" in median:
         speedup = median["tutorial"] / median["job"]
         checks.append(f"- The job is {speedup:.1f}× faster than the tutorial loop"
