@@ -159,6 +159,17 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class LineageConfig:
+    """How a run carries the segments of the run before it (segmentation/lineage.py)."""
+
+    # null: the run published at output.path; a path: that run's output; "none": a new lineage.
+    previous: Optional[str] = None
+    # A new centroid further than this from every unmatched previous one (in the previous run's
+    # z-units) is a new segment.
+    match_limit_z: float = 1.0
+
+
+@dataclass(frozen=True)
 class MlflowConfig:
     """Optional MLflow tracking of each segment run (segmentation/tracking.py; --mlflow)."""
 
@@ -182,6 +193,7 @@ class JobConfig:
     k: KConfig = field(default_factory=KConfig)
     elbow: ElbowConfig = field(default_factory=ElbowConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     seed: int = 42

@@ -1,7 +1,8 @@
 """The whole segmentation job, top-down in the order the data flows:
 
 read (and, for transactions, build the RFM table), clean, sample, build features,
-sweep K, select K, fit, label, profile, publish, report, and (with --mlflow) track.
+sweep K, select K, fit (carrying the previous run's segment identities), label, profile,
+publish, report, and (with --mlflow) track.
 
 Each step is one call into its own module; this function only wires them and
 keeps the run's facts for the manifest.
@@ -25,6 +26,7 @@ from segmentation.errors import InputError
 from segmentation.features import fit_features
 from segmentation.k_selection import select_k
 from segmentation.label import label_customers, segment_model, segments_by_size, write_labels
+from segmentation.lineage import carry_identities, read_previous
 from segmentation.naming import name_segments
 from segmentation.parse import LOG1P, is_categorical, parse_steps
 from segmentation.profile import profile_segments
@@ -52,6 +54,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     transactions = config.input.kind == "transactions"
     publisher = Publisher.for_output(spark, config.output.path, run_id)
     tracking = open_tracking(config.mlflow)  # an unreachable tracking store stops the run here
+    previous = read_previous(spark, config.lineage, config.output.path)  # before the publish replaces it
 
     publisher.begin()
     sample = fit_data = rfm_cache = rfm_facts = None
@@ -116,6 +119,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             segments = segments_by_size(
                 centers_z, chosen.sizes, scaling, lambda z: name_segments(scaling.features, z, scaling.categorical)
             )
+            segments, lineage = carry_identities(segments, scaling, previous, config.lineage, run_id)
             model = segment_model(feature_model, chosen.model, segments, scaling)
 
         with stage("label"):
@@ -175,6 +179,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 {"segment": s.number, "segment_name": s.name, "fitted_rows": s.fitted_rows}
                 for s in segments
             ],
+            "lineage": lineage,
             "timings": timings,
             "outputs": {part: f"{config.output.path}/{part}" for part in OUTPUT_PARTS},
         }

@@ -41,7 +41,7 @@ def new_run_id() -> str:
 
 
 # The version of the output contract (the README's table); every manifest carries it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
 PARTS = ("labels", "profiles", "elbow", "model", "report")

@@ -46,6 +46,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--algorithm", choices=ALGORITHMS,
                         help="kmeans (default), bisecting (BisectingKMeans), gmm (GaussianMixture, K by BIC)")
     parser.add_argument("--no-report", action="store_true", help="skip the plots")
+    parser.add_argument("--previous", metavar="PATH|none",
+                        help="the run whose segments this one carries on (default: the one at --output; "
+                             "none: a new lineage)")
     parser.add_argument("--mlflow", action="store_true",
                         help="log the run to MLflow (MLFLOW_TRACKING_URI; needs the mlflow extra)")
     parser.add_argument("--remote", help="a Spark Connect server, sc://host:port (default: SPARK_REMOTE)")
@@ -74,6 +77,7 @@ def overrides(args: argparse.Namespace) -> dict:
         "algorithm": args.algorithm,
         "report.enabled": False if args.no_report else None,
         "mlflow.enabled": True if args.mlflow else None,
+        "lineage.previous": args.previous,
     }
     result = dict(parse_override(item) for item in args.set)
     result.update({key: value for key, value in flags.items() if value is not None})
