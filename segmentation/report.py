@@ -109,6 +109,7 @@ dt {{ font-weight: 600; }} img {{ max-width: 100%; }}
 <p class="k-choice">{e(selection["summary"])}</p>
 <h2>Segments</h2>
 {table.to_html(index=False, escape=True, classes="segments", border=0)}
+{_lineage_html(manifest.get("lineage"))}
 <h2>Plots</h2>
 {images}
 <h2>About this run</h2>
@@ -117,6 +118,22 @@ dt {{ font-weight: 600; }} img {{ max-width: 100%; }}
 """
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(page)
+
+
+def _lineage_html(lineage) -> str:
+    """Since the previous run: which segments were found again, which are new, which retired."""
+    if not lineage or not lineage.get("previous_run_id"):
+        reason = (lineage or {}).get("reason")
+        return f"<p class=\"lineage\">{html.escape(reason)}</p>" if reason else ""
+    e = html.escape
+    kept = ", ".join(f"{p['segment']} {e(p['segment_name'])} (moved {p['distance_z']:.2f} z)" for p in lineage["pairs"])
+    retired = ", ".join(f"{r['segment']} {e(r['segment_name'])}" for r in lineage["retired"])
+    new = ", ".join(str(n) for n in lineage["new"])
+    return (f'<h2>Since the previous run</h2>\n<dl class="lineage">'
+            f"<dt>Previous run</dt><dd>{e(lineage['previous_run_id'])}</dd>"
+            f"<dt>Found again</dt><dd>{kept or 'none'}</dd>"
+            f"<dt>New segments</dt><dd>{new or 'none'}</dd>"
+            f"<dt>Retired</dt><dd>{retired or 'none'}</dd></dl>")
 
 
 def label_sample(labels_path: str, segments: list[int], rows_per_segment: int) -> pd.DataFrame:

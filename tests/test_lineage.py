@@ -123,6 +123,10 @@ def test_weekly_runs_keep_their_segments(spark, tmp_path):
     pd.testing.assert_frame_equal(week3, week1.loc[week3.index])
     profiles = pd.read_parquet(os.path.join(output, "profiles"))
     assert sorted(profiles["segment"].astype(int)) == sorted(set(range(5)) - {gone})  # a gap where it was
+    page = open(os.path.join(output, "report", "report.html"), encoding="utf-8").read()
+    assert "<h2>Since the previous run</h2>" in page and f"<dt>Previous run</dt><dd>{second['run_id']}</dd>" in page
+    gone_name = third["lineage"]["retired"][0]["segment_name"]
+    assert f"<dt>Retired</dt><dd>{gone} {gone_name}</dd>" in page.replace("&amp;", "&")
 
     # Everyone back, and K = 6: a segment that is new to the lineage gets 5, never a retired number.
     fourth = run_segmentation(spark, small_config(**MALL_CONFIG, **{"output.path": output, "k.fixed": 6}))
