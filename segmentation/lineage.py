@@ -34,6 +34,7 @@ from segmentation.config import LineageConfig
 from segmentation.errors import InputError, first_line
 from segmentation.features import Scaling
 from segmentation.label import SEGMENT, SEGMENT_NAME, Segment
+from segmentation.publish import MANIFEST
 from segmentation.read import is_local_path, local_path
 from segmentation.sql import column
 
@@ -69,10 +70,10 @@ def read_previous(spark: SparkSession, config: LineageConfig, output: str) -> Op
     if config.previous == NEW_LINEAGE:
         return None
     path = config.previous or output
-    text = _read_text(spark, f"{path.rstrip('/')}/manifest.json")
+    text = _read_text(spark, f"{path.rstrip('/')}/{MANIFEST}")
     if text is None:
         if config.previous:
-            raise InputError(f"previous run not found: {path} has no manifest.json")
+            raise InputError(f"previous run not found: {path} has no {MANIFEST}")
         return None  # nothing published at OUTPUT yet: the first run of a lineage
     try:
         manifest = json.loads(text)
