@@ -15,6 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # The tests carry their own data (tests/data/README.md says where it came from).
 DATA = ROOT / "tests" / "data"
 MALL = DATA / "Mall_Customers.csv"
+# The job's config for Mall's two classic features (small_config's overrides), K up to 7.
+MALL_CONFIG = {
+    "input.path": str(MALL), "input.format": "csv", "input.id_col": "CustomerID",
+    "input.features": "Annual Income (k$),Spending Score (1-100)", "k.max": 7,
+}
 
 # Spark's Python workers must run this interpreter, the one with the project installed.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -11,18 +11,13 @@ import random
 import pandas as pd
 import pytest
 
-from conftest import MALL, small_config
+from conftest import MALL, MALL_CONFIG, small_config
 from segmentation.config import LineageConfig
 from segmentation.errors import InputError
 from segmentation.features import Scaling
 from segmentation.job import run_segmentation
 from segmentation.label import Segment
 from segmentation.lineage import PreviousRun, PreviousSegment, _assignment, carry_identities
-
-MALL_CONFIG = {
-    "input.path": str(MALL), "input.format": "csv", "input.id_col": "CustomerID",
-    "input.features": "Annual Income (k$),Spending Score (1-100)", "k.max": 7,
-}
 
 
 def segment(number: int, name: str, z: tuple[float, float], rows: int = 10) -> Segment:

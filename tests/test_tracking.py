@@ -10,14 +10,9 @@ import os
 import mlflow
 import pytest
 
-from conftest import MALL, free_port, small_config
+from conftest import MALL, MALL_CONFIG, free_port, small_config
 from segmentation.errors import InputError
 from segmentation.job import run_segmentation
-
-MALL_CONFIG = {
-    "input.path": str(MALL), "input.format": "csv", "input.id_col": "CustomerID",
-    "input.features": "Annual Income (k$),Spending Score (1-100)", "k.max": 7,
-}
 
 
 @pytest.fixture()
