@@ -10,6 +10,9 @@ The planted segments are the archetypes of the seed documents, in original units
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -45,31 +48,53 @@ def _normal(customer: Column, seed: int, stream: int) -> Column:
     return F.sqrt(-2.0 * F.log(u1)) * F.cos(2.0 * 3.141592653589793 * u2)
 
 
+@dataclass(frozen=True)
+class Period:
+    """A later period of the same customers: every period after the first, each customer
+    leaves with probability ``left`` and moves to another archetype with probability ``moved``
+    (to archetype ``move_to``, or one drawn by the archetypes' shares), and ``joined`` times the
+    first period's customers arrive, with ids after all earlier ones. A customer who neither
+    leaves nor moves keeps every value of the period before."""
+
+    number: int = 1
+    moved: float = 0.10
+    left: float = 0.05
+    joined: float = 0.05
+    move_to: Optional[int] = None
+
+
 def generate_customers(
-    spark: SparkSession, rows: int, segments: int = 5, seed: int = 7, partitions: int | None = None
+    spark: SparkSession, rows: int, segments: int = 5, seed: int = 7, partitions: int | None = None,
+    period: Period = Period(),
 ) -> DataFrame:
-    """``rows`` customers from the first ``segments`` archetypes, ids 1..rows.
+    """``rows`` customers from the first ``segments`` archetypes, ids 1..rows (in period 1).
 
     Columns: customer_id (long), age (int), annual_income (double), spending (double),
-    purchase_frequency (int), true_segment (int: the archetype's index).
+    purchase_frequency (int), true_segment (int: the archetype's index in this period),
+    first_period (int: the period the customer arrived in).
     """
     if not 1 <= segments <= MAX_SEGMENTS:
         raise ValueError(f"segments must be between 1 and {MAX_SEGMENTS}, got {segments}")
+    if period.move_to is not None and not 0 <= period.move_to < segments:
+        raise ValueError(f"move_to must be an archetype index below {segments}, got {period.move_to}")
     chosen = ARCHETYPES[:segments]
-    total_share = sum(a[1] for a in chosen)
-    ids = spark.range(1, rows + 1, numPartitions=partitions) if partitions else spark.range(1, rows + 1)
+    newcomers = round(rows * period.joined) if period.number > 1 else 0
+    last_id = rows + newcomers * (period.number - 1)
+    ids = spark.range(1, last_id + 1, numPartitions=partitions) if partitions else spark.range(1, last_id + 1)
     customer = F.col("customer_id")
     df = ids.withColumnRenamed("id", "customer_id")
-
-    pick = _uniform(customer, seed, 0)
-    segment = None
-    cumulative = 0.0
-    for index, archetype in enumerate(chosen[:-1]):
-        cumulative += archetype[1] / total_share
-        segment = (F.when(pick < cumulative, index) if segment is None
-                   else segment.when(pick < cumulative, index))
-    segment = F.lit(segments - 1) if segment is None else segment.otherwise(segments - 1)
-    df = df.withColumn("true_segment", segment.cast("int"))
+    first = (F.lit(1) if newcomers == 0 else
+             F.when(customer <= rows, 1).otherwise(F.floor((customer - rows - 1) / newcomers) + 2)).cast("int")
+    df = df.withColumn("first_period", first).withColumn("true_segment", _archetype(customer, seed, 0, chosen))
+    present = F.lit(True)
+    for number in range(2, period.number + 1):  # each later period in turn: leave, move or stay
+        stream = 1000 + 3 * number
+        here = F.col("first_period") < number
+        present = present & (~here | (_uniform(customer, seed, stream) >= period.left))
+        target = F.lit(period.move_to) if period.move_to is not None else _archetype(customer, seed, stream + 1, chosen)
+        moves = here & (_uniform(customer, seed, stream + 2) < period.moved)
+        df = df.withColumn("true_segment", F.when(moves, target).otherwise(F.col("true_segment")))
+    df = df.where(present)
 
     values = {}
     for f_index, name in enumerate(FEATURES):
@@ -83,7 +108,20 @@ def generate_customers(
         F.round(F.greatest(F.lit(0.0), values["spending"]), 2).alias("spending"),
         F.greatest(F.lit(0), F.round(values["purchase_frequency"])).cast("int").alias("purchase_frequency"),
         F.col("true_segment"),
+        F.col("first_period"),
     )
+
+
+def _archetype(customer: Column, seed: int, stream: int, chosen) -> Column:
+    """An archetype index drawn by the archetypes' shares."""
+    pick = _uniform(customer, seed, stream)
+    total_share = sum(a[1] for a in chosen)
+    segment = None
+    cumulative = 0.0
+    for index, archetype in enumerate(chosen[:-1]):
+        cumulative += archetype[1] / total_share
+        segment = F.when(pick < cumulative, index) if segment is None else segment.when(pick < cumulative, index)
+    return (F.lit(len(chosen) - 1) if segment is None else segment.otherwise(len(chosen) - 1)).cast("int")
 
 
 def _by_segment(values: list[float]) -> Column:

@@ -1,7 +1,7 @@
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from segmentation.synthetic import ARCHETYPES, generate_customers
+from segmentation.synthetic import ARCHETYPES, Period, generate_customers
 
 
 def test_same_seed_same_rows_whatever_the_partitioning(spark):
@@ -21,6 +21,7 @@ def test_columns_types_and_planted_segments(spark):
         ("spending", "double"),
         ("purchase_frequency", "int"),
         ("true_segment", "int"),
+        ("first_period", "int"),
     ]
     stats = {
         r["true_segment"]: r
@@ -35,3 +36,30 @@ def test_columns_types_and_planted_segments(spark):
         assert abs(row["spending"] - ARCHETYPES[segment][4][0]) < 0.05 * ARCHETYPES[segment][4][0]
     assert df.agg(F.min("customer_id"), F.max("customer_id"), F.countDistinct("customer_id")).first() == (1, 20000, 20000)
     assert df.where("age < 18 OR spending < 0 OR purchase_frequency < 0").count() == 0
+
+
+def test_a_later_period_keeps_most_customers_as_they_were_and_moves_leaves_and_adds_the_planted_shares(spark):
+    rows = 20000
+    first = generate_customers(spark, rows, segments=5, seed=2).toPandas().set_index("customer_id")
+    second = generate_customers(spark, rows, segments=5, seed=2,
+                                period=Period(2, moved=0.2, left=0.1, joined=0.05)).toPandas().set_index("customer_id")
+    stayed = first.index.intersection(second.index)
+    assert abs(len(stayed) / rows - 0.9) < 0.01  # 10% left
+    newcomers = second[second["first_period"] == 2]
+    assert len(newcomers) == rows * 0.05 and newcomers.index.min() == rows + 1
+    assert (second.loc[stayed, "first_period"] == 1).all()
+    changed = first.loc[stayed, "true_segment"] != second.loc[stayed, "true_segment"]
+    # Movers go to a segment drawn by the shares, which is sometimes the same one: 20% x (1 - its share).
+    assert 0.12 < changed.mean() < 0.18
+    same = stayed[~changed.to_numpy()]
+    features = ["age", "annual_income", "spending", "purchase_frequency"]
+    assert first.loc[same, features].equals(second.loc[same, features])  # who stays keeps every value
+    moved = stayed[changed.to_numpy()]
+    for segment, group in second.loc[moved].groupby("true_segment"):  # movers take their new segment's values
+        assert abs(group["spending"].mean() - ARCHETYPES[segment][4][0]) < 0.1 * ARCHETYPES[segment][4][0]
+
+    # Period 3 follows period 2: who left in period 2 stays gone; movers may all go to one segment.
+    third = generate_customers(spark, rows, segments=5, seed=2,
+                               period=Period(3, moved=0.2, left=0.1, joined=0.05, move_to=4)).toPandas().set_index("customer_id")
+    assert not third.index.difference(second.index).difference(third.index[third["first_period"] == 3]).size
+    assert (third["true_segment"] == 4).mean() > (second["true_segment"] == 4).mean() + 0.1
