@@ -6,6 +6,7 @@ import argparse
 import sys
 
 EXIT_BAD_INPUT = 2
+EXIT_DRIFT = 3  # --fail-on-drift: the segments drifted, nothing was published
 
 
 class Parser(argparse.ArgumentParser):
@@ -16,9 +17,9 @@ class Parser(argparse.ArgumentParser):
         sys.exit(EXIT_BAD_INPUT)
 
 
-def report_error(message: object) -> int:
+def report_error(message: object, code: int = EXIT_BAD_INPUT) -> int:
     """Prints ``error: <message>`` as one line, whatever the message holds (a key or a value
     typed with a newline in it is shown as \\n)."""
     text = str(message).replace("\r", "\\r").replace("\n", "\\n")
     print(f"error: {text}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return code

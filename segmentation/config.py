@@ -170,6 +170,20 @@ class LineageConfig:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    """When a run counts as drifted from the previous one (segmentation/drift.py)."""
+
+    # A segment found again whose centroid moved more than this (previous run's z-units).
+    centroid_shift_z: float = 0.25
+    # A segment found again whose share of all customers changed by more than this (0.05 = 5 points).
+    share_change: float = 0.05
+    # A new or a retired segment is drift too.
+    new_or_retired: bool = True
+    # A drifted run publishes nothing and the job exits 3 (--fail-on-drift).
+    fail_on_drift: bool = False
+
+
+@dataclass(frozen=True)
 class MlflowConfig:
     """Optional MLflow tracking of each segment run (segmentation/tracking.py; --mlflow)."""
 
@@ -194,6 +208,7 @@ class JobConfig:
     elbow: ElbowConfig = field(default_factory=ElbowConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     lineage: LineageConfig = field(default_factory=LineageConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     seed: int = 42
@@ -346,6 +361,11 @@ def validate(config: JobConfig) -> None:
         raise InputError(f"elbow.repair_rounds must be 0 or more, got {config.elbow.repair_rounds}")
     if config.elbow.engine == "tasks" and config.algorithm != "kmeans":
         raise InputError(f"elbow.engine tasks runs kmeans only; algorithm {config.algorithm} needs spark_ml or auto")
+    for key, value in (("lineage.match_limit_z", config.lineage.match_limit_z),
+                       ("drift.centroid_shift_z", config.drift.centroid_shift_z),
+                       ("drift.share_change", config.drift.share_change)):
+        if not value >= 0:
+            raise InputError(f"{key} must be 0 or more, got {value}")
     if config.elbow.tol <= 0:
         raise InputError(f"elbow.tol must be positive, got {config.elbow.tol}")
 

@@ -14,3 +14,8 @@ class InputError(Exception):
     column involved; the job prints it as ``error: <message>`` and exits 2.
     Anything else that escapes the job is a bug or an infrastructure fault (exit 1).
     """
+
+
+class DriftError(Exception):
+    """The segments drifted past the configured limits and ``drift.fail_on_drift`` is set: the
+    run published nothing; the job prints ``error: <message>`` and exits 3 (EXIT_DRIFT)."""

@@ -2,7 +2,7 @@
 
 read (and, for transactions, build the RFM table), clean, sample, build features,
 sweep K, select K, fit (carrying the previous run's segment identities), label, profile,
-publish, report, and (with --mlflow) track.
+migrations and drift (since the previous run), publish, report, and (with --mlflow) track.
 
 Each step is one call into its own module; this function only wires them and
 keeps the run's facts for the manifest.
@@ -21,12 +21,14 @@ from pyspark.sql import SparkSession
 from segmentation import report as report_step
 from segmentation.clean import clean_customers
 from segmentation.config import JobConfig
+from segmentation.drift import enforce_drift, measure_drift
 from segmentation.elbow import engine_for, kmeans_model, sweep
 from segmentation.errors import InputError
 from segmentation.features import fit_features
 from segmentation.k_selection import select_k
 from segmentation.label import label_customers, segment_model, segments_by_size, write_labels
 from segmentation.lineage import carry_identities, read_previous
+from segmentation.migrations import track_migrations
 from segmentation.naming import name_segments
 from segmentation.parse import LOG1P, is_categorical, parse_steps
 from segmentation.profile import profile_segments
@@ -131,7 +133,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         with stage("profile"):
             published = spark.read.parquet(publisher.path("labels"))
             profiles = profile_segments(spark, published, scaling, segments, clean_rows).cache()
-            per_segment = profiles.select("customers", "wssse").collect()  # K rows
+            per_segment = [row.asDict() for row in profiles.collect()]  # K rows
             profiles.write.parquet(publisher.path("profiles"))
             profiles.unpersist()
             labelled_rows = sum(int(row["customers"]) for row in per_segment)
@@ -139,6 +141,14 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 raise RuntimeError(f"labelled {labelled_rows} rows but {clean_rows} were clean")
             all_rows_wssse = sum(float(row["wssse"]) for row in per_segment)
             fit_quality = _fit_quality(chosen, fit_rows, all_rows_wssse, labelled_rows)
+
+        continued = previous if lineage["previous_run_id"] else None  # None: a new lineage
+        with stage("migrations"):
+            migrations = track_migrations(spark, published, id_col, segments, continued, publisher.path("migrations"))
+
+        with stage("drift"):
+            drift = measure_drift(per_segment, scaling, continued, lineage, config.drift)
+            enforce_drift(drift, config.drift)  # --fail-on-drift: a drifted run stops here, unpublished
 
         with stage("publish"):
             elbow_rows = [p.to_row(selection.chosen_k) for p in elbow]
@@ -180,8 +190,11 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 for s in segments
             ],
             "lineage": lineage,
+            "migrations": migrations,
+            "drift": drift,
             "timings": timings,
-            "outputs": {part: f"{config.output.path}/{part}" for part in OUTPUT_PARTS},
+            "outputs": {part: f"{config.output.path}/{part}" for part in OUTPUT_PARTS
+                        if part != "migrations" or migrations is not None},
         }
 
         if config.report.enabled and publisher.is_local:
@@ -207,7 +220,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     return manifest
 
 
-OUTPUT_PARTS = ("labels", "profiles", "elbow", "model", "report", "manifest.json")
+OUTPUT_PARTS = ("labels", "profiles", "elbow", "model", "migrations", "report", "manifest.json")
 
 ELBOW_SCHEMA = (
     "k INT, wssse DOUBLE, rows LONG, silhouette DOUBLE, sizes ARRAY<LONG>, "

@@ -25,8 +25,8 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
 
 from pyspark.sql import SparkSession
 
@@ -36,7 +36,6 @@ from segmentation.features import Scaling
 from segmentation.label import SEGMENT, SEGMENT_NAME, Segment
 from segmentation.publish import MANIFEST
 from segmentation.read import is_local_path, local_path
-from segmentation.sql import column
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,10 @@ class PreviousSegment:
     number: int
     name: str
     centroid_z: tuple[float, ...]
+    customers: int = 0
+    share: float = 0.0
+    # Per model dimension the profile's mean (numeric, original units) or share (a category).
+    means: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ class PreviousRun:
     std: tuple[float, ...]
     segments: tuple[PreviousSegment, ...]
     highest_segment: int  # the highest number the lineage has ever given
+    id_col: str = ""
+
+    @property
+    def labels_path(self) -> str:
+        return f"{self.path.rstrip('/')}/labels"
 
 
 def read_previous(spark: SparkSession, config: LineageConfig, output: str) -> Optional[PreviousRun]:
@@ -80,19 +88,14 @@ def read_previous(spark: SparkSession, config: LineageConfig, output: str) -> Op
         scaling = manifest["scaling"]
         dimensions = tuple(scaling)
         lineage = manifest.get("lineage") or {}
-        rows = spark.read.parquet(f"{path.rstrip('/')}/profiles").select(
-            SEGMENT, SEGMENT_NAME, *[column(f"{d}_centroid_z") for d in dimensions]
-        ).collect()
+        rows = [row.asDict() for row in spark.read.parquet(f"{path.rstrip('/')}/profiles").collect()]  # K rows
+        segments = tuple(_previous_segment(row, dimensions) for row in sorted(rows, key=lambda r: r[SEGMENT]))
     except Exception as exc:  # noqa: BLE001 - not a segment run's output (a score run's, or older)
         problem = f"previous run {path} is not a segment run's output: {first_line(exc)}"
         if config.previous:
             raise InputError(problem) from None
         log.warning("lineage: %s; a new lineage starts", problem)
         return None
-    segments = tuple(
-        PreviousSegment(int(r[SEGMENT]), str(r[SEGMENT_NAME]), tuple(float(r[f"{d}_centroid_z"]) for d in dimensions))
-        for r in sorted(rows, key=lambda r: r[SEGMENT])
-    )
     numbers = [s.number for s in segments]
     return PreviousRun(
         path=path,
@@ -103,6 +106,16 @@ def read_previous(spark: SparkSession, config: LineageConfig, output: str) -> Op
         std=tuple(float(scaling[d]["std"]) for d in dimensions),
         segments=segments,
         highest_segment=int(lineage.get("highest_segment", max(numbers, default=-1))),
+        id_col=manifest["id_col"],
+    )
+
+
+def _previous_segment(row: dict[str, Any], dimensions: tuple[str, ...]) -> PreviousSegment:
+    """One row of a previous run's profiles (a KeyError when it is not a segment run's)."""
+    means = {d: row.get(f"{d}_mean", row.get(f"{d}_share")) for d in dimensions}
+    return PreviousSegment(
+        int(row[SEGMENT]), str(row[SEGMENT_NAME]), tuple(float(row[f"{d}_centroid_z"]) for d in dimensions),
+        int(row["customers"]), float(row["share"]), {d: float(v) for d, v in means.items() if v is not None},
     )
 
 

@@ -41,10 +41,9 @@ def new_run_id() -> str:
 
 
 # The version of the output contract (the README's table); every manifest carries it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
-PARTS = ("labels", "profiles", "elbow", "model", "report")
 
 
 class _LocalFs:

@@ -7,6 +7,9 @@
 - ``profiles.png``: a heatmap of the centroids in z-units, segment names on the axis;
 - ``scatter.png``: a bounded, per-segment sample of customers projected on the two
   principal components of the scaled features, coloured by segment;
+- ``migrations.png`` (a run that carries on a lineage): the migration matrix, where the
+  previous run's customers went (rows: the previous segments and new customers; columns:
+  this run's segments and customers who are gone; colour: share of the row);
 - ``report.html``: one self-contained page for business users (the plots embedded),
   with the segments' names, sizes and profiles and the run's facts.
 
@@ -32,6 +35,7 @@ import pandas as pd  # noqa: E402
 import pyarrow.dataset as ds  # noqa: E402
 
 PLOTS = ("elbow.png", "sizes.png", "profiles.png", "scatter.png")
+MIGRATIONS_PLOT = "migrations.png"
 PAGE = "report.html"
 
 
@@ -50,6 +54,10 @@ def write_report(output: str, rows_per_segment: int = 400) -> list[str]:
     plot_sizes(profiles, paths[1])
     plot_profiles(profiles, dimensions, paths[2])
     plot_scatter(sample, profiles, dimensions, manifest["scaling"], paths[3])
+    migrations_path = os.path.join(output, "migrations")
+    if os.path.isdir(migrations_path):
+        paths.append(os.path.join(directory, MIGRATIONS_PLOT))
+        plot_migrations(pd.read_parquet(migrations_path), paths[-1])
     page = os.path.join(directory, PAGE)
     write_page(manifest, profiles, elbow, paths, page)
     return [*paths, page]
@@ -110,6 +118,7 @@ dt {{ font-weight: 600; }} img {{ max-width: 100%; }}
 <h2>Segments</h2>
 {table.to_html(index=False, escape=True, classes="segments", border=0)}
 {_lineage_html(manifest.get("lineage"))}
+{_drift_html(manifest.get("drift"), manifest.get("migrations"))}
 <h2>Plots</h2>
 {images}
 <h2>About this run</h2>
@@ -134,6 +143,30 @@ def _lineage_html(lineage) -> str:
             f"<dt>Found again</dt><dd>{kept or 'none'}</dd>"
             f"<dt>New segments</dt><dd>{new or 'none'}</dd>"
             f"<dt>Retired</dt><dd>{retired or 'none'}</dd></dl>")
+
+
+def _drift_html(drift, migrations) -> str:
+    """Per segment: share before and now, centroid shift; whether the run drifted, and why."""
+    if not drift:
+        return ""
+    e = html.escape
+    verdict = ("Drifted: " + "; ".join(drift["reasons"])) if drift["drifted"] else "No drift beyond the limits."
+    stability = (migrations or {}).get("stability")
+    moved = ("" if stability is None else
+             f"<p class=\"stability\">{stability:.1%} of the {migrations['returning_customers']:,} returning "
+             f"customers kept their segment; {migrations['new_customers']:,} are new and "
+             f"{migrations['gone_customers']:,} are gone.</p>")
+    table = pd.DataFrame({
+        "segment": [s["segment"] for s in drift["segments"]],
+        "name": [s["segment_name"] for s in drift["segments"]],
+        "status": [s["status"] for s in drift["segments"]],
+        "share before": ["" if s["previous_share"] is None else f"{s['previous_share']:.1%}" for s in drift["segments"]],
+        "share now": [f"{s['share']:.1%}" for s in drift["segments"]],
+        "centroid shift (z)": ["" if s["centroid_shift_z"] is None else f"{s['centroid_shift_z']:.2f}"
+                               for s in drift["segments"]],
+    })
+    return (f'<h3>Drift</h3>\n<p class="drift">{e(verdict)}</p>\n{moved}\n'
+            f'{table.to_html(index=False, escape=True, classes="drift", border=0)}')
 
 
 def label_sample(labels_path: str, segments: list[int], rows_per_segment: int) -> pd.DataFrame:
@@ -208,6 +241,40 @@ def plot_profiles(profiles: pd.DataFrame, features: list[str], path: str) -> Non
     fig.colorbar(image, ax=axis, label="centroid (z-units)")
     axis.set_title("Segment profiles: centroids in standard deviations from the mean")
     _save(fig, path)
+
+
+def plot_migrations(migrations: pd.DataFrame, path: str) -> None:
+    """The migration matrix: share of each row (a previous segment, or new customers) by where
+    its customers are now (a segment of this run, or gone), with the counts written in."""
+    def label(number, name, empty):
+        return empty if pd.isna(number) else f"{int(number)}: {name}"
+
+    rows = migrations.assign(
+        origin=[label(n, s, "new customers") for n, s in zip(migrations["from_segment"], migrations["from_segment_name"])],
+        target=[label(n, s, "gone") for n, s in zip(migrations["to_segment"], migrations["to_segment_name"])],
+    )
+    origins = _by_number(rows["origin"].unique(), "new customers")
+    targets = _by_number(rows["target"].unique(), "gone")
+    share = rows.pivot_table(index="origin", columns="target", values="share", aggfunc="sum").reindex(
+        index=origins, columns=targets).fillna(0.0)
+    count = rows.pivot_table(index="origin", columns="target", values="customers", aggfunc="sum").reindex(
+        index=origins, columns=targets).fillna(0).astype(int)
+    fig, axis = plt.subplots(figsize=(1.5 * len(targets) + 4, 0.6 * len(origins) + 2.5))
+    image = axis.imshow(share.to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    axis.set_xticks(range(len(targets)), targets, rotation=20, ha="right")
+    axis.set_yticks(range(len(origins)), origins)
+    for (row, col), value in np.ndenumerate(share.to_numpy()):
+        if count.iat[row, col]:
+            axis.text(col, row, f"{value:.0%}\n{count.iat[row, col]:,}", ha="center", va="center", fontsize=8,
+                      color="white" if value > 0.6 else "black")
+    fig.colorbar(image, ax=axis, label="share of the row")
+    axis.set(xlabel="this run", ylabel="previous run", title="Where the previous run's customers went")
+    _save(fig, path)
+
+
+def _by_number(labels, last: str) -> list[str]:
+    """``"3: name"`` labels by segment number, ``last`` after them."""
+    return sorted(labels, key=lambda v: (v == last, 0 if v == last else int(v.split(":")[0])))
 
 
 def dimension_values(sample: pd.DataFrame, dimensions: list[str], scaling: dict) -> np.ndarray:

@@ -92,3 +92,19 @@ def stop_process_group(process: subprocess.Popen, grace: float = 30) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def run_segment(args: list[str]) -> tuple[int, str]:
+    """The ``segment`` command in-process, on the tests' session: its exit code and its stderr."""
+    import contextlib
+    import io
+
+    from segmentation.commands.segment import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as exc:  # argparse's usage errors exit through the Parser
+            code = exc.code
+    return code, err.getvalue()

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segmentation.cli import report_error
-from segmentation.commands.segment import main as segment_main
 from segmentation.config import load_config, parse_override
 from segmentation.errors import InputError
 
+from conftest import run_segment as run
 from test_cli import digest
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0")) or None
@@ -136,17 +136,6 @@ def publish(spark, tmp_path_factory, customers_path):
     return output
 
 
-def run(args: list[str]) -> tuple[int, str]:
-    """``segment`` in-process: its exit code and what it wrote to stderr."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            code = segment_main(args)
-        except SystemExit as exc:  # argparse's usage errors exit through the Parser
-            code = exc.code
-    return code, err.getvalue()
-
-
 def check_outcome(code: int, stderr: str, output: str, before: str) -> str:
     """The battery's invariant; returns the publish digest to compare the next example with."""
     assert "Traceback" not in stderr, stderr[-3000:]
@@ -157,7 +146,7 @@ def check_outcome(code: int, stderr: str, output: str, before: str) -> str:
         return before
     assert code == 0, stderr[-3000:]
     manifest = json.load(open(os.path.join(output, "manifest.json")))
-    assert manifest["schema_version"] == 3
+    assert manifest["schema_version"] == 4
     assert os.path.exists(os.path.join(output, "_SUCCESS"))
     labels = pd.read_parquet(os.path.join(output, "labels"))
     assert len(labels) == manifest["labelled_rows"] == manifest["input_rows"] - sum(manifest["dropped_rows"].values())

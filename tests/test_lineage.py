@@ -108,12 +108,15 @@ def test_weekly_runs_keep_their_segments(spark, tmp_path):
     # and customers, the fifth retires.
     gone = int(week1["segment"].value_counts().idxmin())
     remaining = tmp_path / "remaining.csv"
-    mall = pd.read_csv(MALL)
-    mall[~mall["CustomerID"].isin(week1.index[week1["segment"] == gone])].to_csv(remaining, index=False)
+    mall = pd.read_csv(MALL, dtype={"CustomerID": str})  # ids stay text: "0001", as in the first runs
+    mall[~mall["CustomerID"].astype(int).isin(week1.index[week1["segment"] == gone])].to_csv(remaining, index=False)
     third = run_segmentation(spark, small_config(**{**MALL_CONFIG, "input.path": str(remaining),
                                                     "output.path": output, "k.fixed": 4}))
     assert third["lineage"]["retired"] == [{"segment": gone, "segment_name": week1.loc[week1["segment"] == gone, "segment_name"].iloc[0]}]
     assert third["lineage"]["new"] == []
+    assert third["drift"]["drifted"] and f"segment {gone} " in third["drift"]["reasons"][-1]  # a retired segment
+    assert third["migrations"]["gone_customers"] == int((week1["segment"] == gone).sum())
+    assert third["migrations"]["stability"] == 1.0  # everyone who came back kept their segment
     week3 = labels(output)
     pd.testing.assert_frame_equal(week3, week1.loc[week3.index])
     profiles = pd.read_parquet(os.path.join(output, "profiles"))
@@ -133,7 +136,7 @@ def test_weekly_runs_keep_their_segments(spark, tmp_path):
     for pair in fourth["lineage"]["pairs"]:
         assert names[pair["segment"]] == pair["segment_name"]
     on_disk = json.load(open(os.path.join(output, "manifest.json")))
-    assert on_disk["lineage"] == json.loads(json.dumps(fourth["lineage"])) and on_disk["schema_version"] == 3
+    assert on_disk["lineage"] == json.loads(json.dumps(fourth["lineage"])) and on_disk["schema_version"] == 4
 
 
 def test_previous_none_starts_a_new_lineage_and_a_named_previous_run_is_read(spark, tmp_path):

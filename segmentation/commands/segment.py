@@ -3,7 +3,8 @@
     ./spark-submit.sh jobs/segment.py [--config conf/local.yaml] [--input PATH] ...
 
 Exit codes: 0 done; 2 bad input or config (one ``error:`` line on stderr, nothing
-written to OUTPUT); 1 anything else.
+written to OUTPUT); 3 the segments drifted and --fail-on-drift is set (one ``error:`` line,
+nothing written to OUTPUT); 1 anything else.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import logging
 import os
 import sys
 
-from segmentation.cli import Parser, report_error
+from segmentation.cli import EXIT_DRIFT, Parser, report_error
 from segmentation.config import ALGORITHMS, INPUT_KINDS, load_config, parse_override
-from segmentation.errors import InputError
+from segmentation.errors import DriftError, InputError
 from segmentation.logs import configure_logging
 
 log = logging.getLogger("segment")
@@ -49,6 +50,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--previous", metavar="PATH|none",
                         help="the run whose segments this one carries on (default: the one at --output; "
                              "none: a new lineage)")
+    parser.add_argument("--fail-on-drift", action="store_true",
+                        help="publish nothing and exit 3 when the segments drifted from the previous run")
     parser.add_argument("--mlflow", action="store_true",
                         help="log the run to MLflow (MLFLOW_TRACKING_URI; needs the mlflow extra)")
     parser.add_argument("--remote", help="a Spark Connect server, sc://host:port (default: SPARK_REMOTE)")
@@ -78,6 +81,7 @@ def overrides(args: argparse.Namespace) -> dict:
         "report.enabled": False if args.no_report else None,
         "mlflow.enabled": True if args.mlflow else None,
         "lineage.previous": args.previous,
+        "drift.fail_on_drift": True if args.fail_on_drift else None,
     }
     result = dict(parse_override(item) for item in args.set)
     result.update({key: value for key, value in flags.items() if value is not None})
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             manifest = run_segmentation(spark, config)
         except InputError as exc:
             return report_error(exc)
+        except DriftError as exc:
+            return report_error(exc, EXIT_DRIFT)
         except Exception:  # noqa: BLE001 - anything else is a failure of ours or the cluster's
             log.exception("the segment job failed")
             return 1
