@@ -12,6 +12,7 @@ REPEATS ?= 3
 SYSTEMS ?= job,sklearn,duckdb,empty,tutorial
 TX_ROWS ?= 1000000
 TX_CUSTOMERS ?= 100000
+WEEKLY_REPEATS ?= 2
 K_SEEDS ?= 2026
 K_ROWS ?= 20000
 K_ARGS ?=
@@ -20,7 +21,7 @@ FUZZ_EXAMPLES ?= 1000
 # The Spark lines that make test-compat checks beside the main environment's (conf/compat/).
 COMPAT_LINES ?= 3.5 4.0
 
-.PHONY: run test test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions levers venv clean
+.PHONY: run test test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions bench-weekly levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -104,6 +105,11 @@ bench: $(BENCH_STAMP)
 # (see benchmarks/transactions.py); replaces that section of BENCHMARKS.md.
 bench-transactions: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/transactions.py --rows $(TX_ROWS) --customers $(TX_CUSTOMERS) --repeats $(REPEATS)
+
+# A week's second run on ROWS customers, carrying the lineage against a new lineage
+# (see benchmarks/weekly.py); replaces the "Weekly runs" section of BENCHMARKS.md.
+bench-weekly: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/weekly.py --rows $(ROWS) --repeats $(WEEKLY_REPEATS)
 
 # Every K rule on the suite of tables with planted groups (see benchmarks/k_suite.py);
 # replaces the "K selection" section of BENCHMARKS.md.

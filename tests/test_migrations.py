@@ -107,7 +107,8 @@ def labels_of(output) -> pd.DataFrame:
 def test_two_periods_keep_their_segments_and_the_migrations_match_the_labels_and_the_truth(spark, periods, tmp_path):
     output = str(tmp_path / "weekly")
     config = lambda number: small_config(**{"input.path": periods[number], "output.path": output,  # noqa: E731
-                                            "input.id_col": "customer_id", "k.max": 7})
+                                            "input.id_col": "customer_id", "k.max": 6,
+                                            "report.enabled": number == 2})  # the page is checked once
     first = run_segmentation(spark, config(1))
     assert first["migrations"] is None and first["drift"] is None and "migrations" not in first["outputs"]
     week1 = labels_of(output)
@@ -157,7 +158,8 @@ def test_two_periods_keep_their_segments_and_the_migrations_match_the_labels_and
     # the published run untouched.
     before = digest(output)
     code, stderr = run_segment(["--input", periods[3], "--output", output, "--id-col", "customer_id",
-                                "--k-max", "7", "--fail-on-drift", "--no-report"])
+                                "--k-max", "6", "--fail-on-drift", "--no-report",
+                                "--set", "elbow.seeds_per_k=1", "--set", "elbow.max_iter=30"])
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert code == 3 and len(errors) == 1, stderr[-2000:]
     grown = number_of[0]
