@@ -15,7 +15,8 @@ match.
 
 The first run of a lineage numbers segments by size (0 is the largest), as before; later
 numbers can have gaps and need not follow size. When the previous run's model dimensions differ
-(other features or categories), a new lineage starts and the manifest says why.
+(other features or categories), a new lineage starts and the manifest says why; when that run was
+named with ``--previous PATH``, it is bad input instead.
 """
 
 from __future__ import annotations
@@ -128,8 +129,11 @@ def carry_identities(
         "match_limit_z": config.match_limit_z, "pairs": [], "new": [], "retired": [], "reason": None,
     }
     if previous is not None and previous.dimensions != tuple(scaling.features):
-        facts["reason"] = (f"the previous run {previous.run_id} has other model dimensions "
-                           f"({', '.join(previous.dimensions)}): a new lineage starts")
+        other = f"the previous run {previous.run_id} has other model dimensions ({', '.join(previous.dimensions)})"
+        if config.previous:  # named with --previous: the user expected this run to carry it on
+            raise InputError(f"{other} than this run ({', '.join(scaling.features)}); "
+                             f"its segments cannot be carried on: pass --previous none to start a new lineage")
+        facts["reason"] = f"{other}: a new lineage starts"
         log.warning("lineage: %s", facts["reason"])
         previous = None
     if previous is None:

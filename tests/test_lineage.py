@@ -69,6 +69,9 @@ def test_other_model_dimensions_start_a_new_lineage():
     previous = previous_run(PreviousSegment(0, "Old", (0.0, 0.0)), dims=("a", "c"))
     carried, facts = carry_identities([segment(0, "New", (0.0, 0.0))], SCALING, previous, LineageConfig(), "r2")
     assert carried[0].name == "New" and facts["lineage_id"] == "r2" and "other model dimensions" in facts["reason"]
+    # Named explicitly (--previous PATH), the same mismatch is bad input: the user asked to carry it on.
+    with pytest.raises(InputError, match=r"other model dimensions \(a, c\) than this run \(a, b\).*--previous none"):
+        carry_identities([segment(0, "New", (0.0, 0.0))], SCALING, previous, LineageConfig(previous="prev"), "r2")
 
 
 def test_the_assignment_is_the_least_total_distance_of_all_one_to_one_pairings():
@@ -151,3 +154,7 @@ def test_previous_none_starts_a_new_lineage_and_a_named_previous_run_is_read(spa
         run_segmentation(spark, small_config(**MALL_CONFIG, **{"output.path": str(tmp_path / "c"),
                                                                 "lineage.previous": str(tmp_path / "nowhere")}))
     assert not (tmp_path / "c").exists()
+    with pytest.raises(InputError, match="other model dimensions"):  # named, with other features: bad input
+        run_segmentation(spark, small_config(**{**MALL_CONFIG, "input.features": "Age,Annual Income (k$)",
+                                                "output.path": str(tmp_path / "d"), "lineage.previous": first_out}))
+    assert not (tmp_path / "d").exists()
