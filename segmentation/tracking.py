@@ -7,7 +7,8 @@ an MLflow failure there is one warning line. The tracking URI is ``mlflow.tracki
 when that is null, ``MLFLOW_TRACKING_URI`` (MLflow's own default after that).
 
 What is logged: every config key as a parameter (dotted names); metrics ``chosen_k``,
-``input_rows``, ``labelled_rows``, ``dropped_rows``, the fit quality, and per K (as the metric's
+``input_rows``, ``labelled_rows``, ``dropped_rows``, the fit quality, since the previous run
+``migrations.*`` (stability and the customer counts) and ``drift.drifted`` (1 or 0), and per K (as the metric's
 step) ``wssse``, ``silhouette`` and, for gmm, ``bic``; tags with the run id, the output path, the
 schema version and how K was decided; artifacts ``manifest.json``, ``report/`` and ``model/``
 (the saved PipelineModel, loadable with ``PipelineModel.load``) when the output is a local path.
@@ -113,6 +114,9 @@ def _metrics(manifest: dict[str, Any]) -> list:
         "dropped_rows": sum(manifest["dropped_rows"].values()),
         **{f"fit_quality.{key}": value for key, value in (manifest.get("fit_quality") or {}).items()
            if isinstance(value, (int, float))},
+        # Since the previous run (absent from a lineage's first run): stability and drift (1 or 0).
+        **{f"migrations.{key}": value for key, value in (manifest.get("migrations") or {}).items()},
+        **({"drift.drifted": int(manifest["drift"]["drifted"])} if manifest.get("drift") else {}),
     }
     metrics = [Metric(key, float(value), now, 0) for key, value in values.items() if value is not None]
     for point in manifest["elbow"]:

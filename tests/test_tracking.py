@@ -13,6 +13,7 @@ import pytest
 from conftest import MALL, MALL_CONFIG, free_port, small_config
 from segmentation.errors import InputError
 from segmentation.job import run_segmentation
+from segmentation.tracking import _metrics
 
 
 @pytest.fixture()
@@ -42,6 +43,10 @@ def test_a_run_is_logged_with_its_parameters_elbow_quality_report_and_model(spar
     assert wssse == {p["k"]: pytest.approx(p["wssse"]) for p in manifest["elbow"]}
     silhouette = client.get_metric_history(run.info.run_id, "silhouette")
     assert sorted(m.step for m in silhouette) == list(range(2, 8))
+    assert not [key for key in run.data.metrics if key.startswith(("migrations.", "drift."))]  # a first run
+    later = {m.key: m.value for m in _metrics({**manifest, "drift": {"drifted": True},
+                                               "migrations": {"stability": 0.9, "new_customers": 3}})}
+    assert (later["migrations.stability"], later["migrations.new_customers"], later["drift.drifted"]) == (0.9, 3, 1)
 
     artifacts = {f.path for f in client.list_artifacts(run.info.run_id)}
     assert {"manifest.json", "report", "model"} <= artifacts
