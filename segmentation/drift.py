@@ -21,6 +21,7 @@ from segmentation.errors import DriftError
 from segmentation.features import Scaling
 from segmentation.label import SEGMENT, SEGMENT_NAME
 from segmentation.lineage import PreviousRun
+from segmentation.profile import dimension_means
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def measure_drift(
     segments, reasons = [], []
     for row in sorted(profiles, key=lambda r: r[SEGMENT]):
         number, old = int(row[SEGMENT]), before.get(int(row[SEGMENT]))
-        means = {d.name: row.get(f"{d.name}_mean", row.get(f"{d.name}_share")) for d in scaling.dimensions}
+        means = dimension_means(row, scaling.features)
         entry = {
             "segment": number, "segment_name": row[SEGMENT_NAME], "status": "kept" if old else "new",
             "customers": int(row["customers"]), "previous_customers": old.customers if old else None,

@@ -35,6 +35,7 @@ from segmentation.config import LineageConfig
 from segmentation.errors import InputError, first_line
 from segmentation.features import Scaling
 from segmentation.label import SEGMENT, SEGMENT_NAME, Segment
+from segmentation.profile import dimension_means
 from segmentation.publish import MANIFEST
 from segmentation.read import is_local_path, local_path
 
@@ -113,7 +114,7 @@ def read_previous(spark: SparkSession, config: LineageConfig, output: str) -> Op
 
 def _previous_segment(row: dict[str, Any], dimensions: tuple[str, ...]) -> PreviousSegment:
     """One row of a previous run's profiles (a KeyError when it is not a segment run's)."""
-    means = {d: row.get(f"{d}_mean", row.get(f"{d}_share")) for d in dimensions}
+    means = dimension_means(row, dimensions)
     return PreviousSegment(
         int(row[SEGMENT]), str(row[SEGMENT_NAME]), tuple(float(row[f"{d}_centroid_z"]) for d in dimensions),
         int(row["customers"]), float(row["share"]), {d: float(v) for d, v in means.items() if v is not None},

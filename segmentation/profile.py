@@ -39,6 +39,12 @@ def profile_columns(scaling: Scaling | tuple[str, ...]) -> list[str]:
     return columns
 
 
+def dimension_means(row: dict, dimensions) -> dict[str, float | None]:
+    """Per model dimension of one profile row: its ``_mean`` (numeric, original units) or, for a
+    category, its ``_share``; None where the segment had no customers."""
+    return {d: row.get(f"{d}_mean", row.get(f"{d}_share")) for d in dimensions}
+
+
 def profile_segments(
     spark: SparkSession, labels: DataFrame, scaling: Scaling, segments: list[Segment], total: int
 ) -> DataFrame:
