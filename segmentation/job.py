@@ -2,7 +2,7 @@
 
 read (and, for transactions, build the RFM table), clean, sample, build features,
 sweep K, select K, fit (carrying the previous run's segment identities), label, profile,
-migrations and drift (since the previous run), publish, report, and (with --mlflow) track.
+drift and migrations (since the previous run), publish, report, and (with --mlflow) track.
 
 Each step is one call into its own module; this function only wires them and
 keeps the run's facts for the manifest.
@@ -143,12 +143,12 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             fit_quality = _fit_quality(chosen, fit_rows, all_rows_wssse, labelled_rows)
 
         continued = previous if lineage["previous_run_id"] else None  # None: a new lineage
-        with stage("migrations"):
-            migrations = track_migrations(spark, published, id_col, segments, continued, publisher.path("migrations"))
-
-        with stage("drift"):
+        with stage("drift"):  # before the migrations' join, so --fail-on-drift stops without it
             drift = measure_drift(per_segment, scaling, continued, lineage, config.drift)
             enforce_drift(drift, config.drift)  # --fail-on-drift: a drifted run stops here, unpublished
+
+        with stage("migrations"):
+            migrations = track_migrations(spark, published, id_col, segments, continued, publisher.path("migrations"))
 
         with stage("publish"):
             elbow_rows = [p.to_row(selection.chosen_k) for p in elbow]
