@@ -21,7 +21,7 @@ FUZZ_EXAMPLES ?= 1000
 # The Spark lines that make test-compat checks beside the main environment's (conf/compat/).
 COMPAT_LINES ?= 3.5 4.0
 
-.PHONY: run test test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions bench-weekly levers venv clean
+.PHONY: run test test-crash test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions bench-weekly levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ build/env.tar.gz: pyproject.toml $(wildcard segmentation/*.py segmentation/comma
 # Every local-mode command of the README, as written, in subprocesses (tests/test_readme.py).
 test-readme: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m readme tests/test_readme.py
+
+# Real runs killed at points of their publish (Parquet swap and Delta commits), in subprocesses.
+test-crash: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m crash tests/test_cli.py tests/test_delta_crash.py
 
 # A Spark Connect server on 127.0.0.1 whose workers' Python lacks the project (tests/test_connect_remote.py).
 test-connect-remote: $(STAMP)

@@ -30,6 +30,7 @@ DUPLICATE_POLICIES = ("fail", "keep_first", "aggregate")
 INVALID_VALUE_POLICIES = ("drop", "impute_median", "fail")
 ZERO_VARIANCE_POLICIES = ("error", "drop")
 INIT_MODES = ("k-means||", "random")
+OUTPUT_FORMATS = ("parquet", "delta")
 ELBOW_ENGINES = ("auto", "tasks", "spark_ml")
 ALGORITHMS = ("kmeans", "bisecting", "gmm")
 
@@ -109,6 +110,13 @@ class OutputConfig:
     path: str = "output"
     # Upper bound on rows in one Parquet file of the labels (spark.sql.files.maxRecordsPerFile).
     max_rows_per_file: int = 5_000_000
+    # parquet: the plain layout, each run swapped in whole; delta: Delta Lake tables, one
+    # version per run, published through the runs table (segmentation/delta.py).
+    format: str = "parquet"
+    # delta: the runs whose files are kept (older versions are vacuumed).
+    keep_runs: int = 10
+    # delta: deltalake's storage options for an object store (credentials, locking, ...).
+    storage_options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -216,7 +224,10 @@ class JobConfig:
     algorithm: str = "kmeans"
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(dataclasses.asdict(self))
+        """The config as plain data for the manifest and MLflow: storage option values (credentials) hidden."""
+        plain = _to_plain(dataclasses.asdict(self))
+        plain["output"]["storage_options"] = {k: "***" for k in plain["output"]["storage_options"]}
+        return plain
 
 
 def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> JobConfig:
@@ -327,6 +338,7 @@ def validate(config: JobConfig) -> None:
         ("elbow.engine", config.elbow.engine, ELBOW_ENGINES),
         ("algorithm", config.algorithm, ALGORITHMS),
         ("k.rule", config.k.rule, K_RULES),
+        ("output.format", config.output.format, OUTPUT_FORMATS),
     ):
         if value not in allowed:
             raise InputError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
@@ -350,6 +362,7 @@ def validate(config: JobConfig) -> None:
         "elbow.init_steps": config.elbow.init_steps,
         "elbow.silhouette_rows": config.elbow.silhouette_rows,
         "output.max_rows_per_file": config.output.max_rows_per_file,
+        "output.keep_runs": config.output.keep_runs,
         "report.scatter_rows_per_segment": config.report.scatter_rows_per_segment,
     }
     if config.elbow.sample_rows is not None:

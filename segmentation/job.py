@@ -32,7 +32,7 @@ from segmentation.migrations import track_migrations
 from segmentation.naming import name_segments
 from segmentation.parse import LOG1P, is_categorical, parse_steps
 from segmentation.profile import profile_segments
-from segmentation.publish import SCHEMA_VERSION, Publisher, new_run_id, utc_now
+from segmentation.publish import SCHEMA_VERSION, new_run_id, open_publisher, utc_now
 from segmentation.read import read_input, select_features, unreadable_file
 from segmentation.rfm import carried_columns, customer_rfm
 from segmentation.sample import draw_fit_rows, scale_fit_rows
@@ -54,9 +54,10 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     numeric = tuple(f for f in features if f not in categorical)
     log1p_first = tuple(f for f in numeric if steps.get(f) and steps[f][0].kind == LOG1P)
     transactions = config.input.kind == "transactions"
-    publisher = Publisher.for_output(spark, config.output.path, run_id)
+    publisher = open_publisher(spark, config.output, run_id)
     tracking = open_tracking(config.mlflow)  # an unreachable tracking store stops the run here
-    previous = read_previous(spark, config.lineage, config.output.path)  # before the publish replaces it
+    previous = read_previous(spark, config.lineage, config.output.path,  # before the publish replaces it
+                             config.output.storage_options)
 
     publisher.begin()
     sample = fit_data = rfm_cache = rfm_facts = None
@@ -193,7 +194,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             "migrations": migrations,
             "drift": drift,
             "timings": timings,
-            "outputs": {part: f"{config.output.path}/{part}" for part in OUTPUT_PARTS
+            "outputs": {part: publisher.location(part) for part in OUTPUT_PARTS
                         if part != "migrations" or migrations is not None},
         }
 
@@ -201,7 +202,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             with stage("report"):
                 publisher.write_manifest(manifest)  # the report reads it; rewritten below
                 report_step.write_report(
-                    publisher.staging, config.report.scatter_rows_per_segment
+                    publisher.staging, config.report.scatter_rows_per_segment,
+                    {part: publisher.path(part) for part in TABLE_PARTS},
                 )
         elif config.report.enabled:
             log.warning("report skipped: the output %s is not on a local file system", config.output.path)
@@ -220,7 +222,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     return manifest
 
 
-OUTPUT_PARTS = ("labels", "profiles", "elbow", "model", "migrations", "report", "manifest.json")
+TABLE_PARTS = ("labels", "profiles", "elbow", "migrations")
+OUTPUT_PARTS = (*TABLE_PARTS, "model", "report", "manifest.json")
 
 ELBOW_SCHEMA = (
     "k INT, wssse DOUBLE, rows LONG, silhouette DOUBLE, sizes ARRAY<LONG>, "

@@ -29,14 +29,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from segmentation.config import LineageConfig
 from segmentation.errors import InputError, first_line
 from segmentation.features import Scaling
 from segmentation.label import SEGMENT, SEGMENT_NAME, Segment
 from segmentation.profile import dimension_means
-from segmentation.publish import MANIFEST
+from segmentation.publish import MANIFEST, is_delta_output
 from segmentation.read import is_local_path, local_path
 
 log = logging.getLogger(__name__)
@@ -66,21 +66,36 @@ class PreviousRun:
     segments: tuple[PreviousSegment, ...]
     highest_segment: int  # the highest number the lineage has ever given
     id_col: str = ""
+    # A Delta output's run: the version of each table it wrote (None: the plain Parquet layout).
+    versions: Optional[Mapping[str, int]] = None
+    storage_options: Optional[Mapping[str, str]] = None
 
-    @property
-    def labels_path(self) -> str:
-        return f"{self.path.rstrip('/')}/labels"
+    def read(self, spark: SparkSession, part: str) -> DataFrame:
+        """One of the run's tables (``labels``, ``profiles``, ...) as it was published."""
+        return _read_part(spark, self.path, part, self.versions, self.storage_options)
 
 
-def read_previous(spark: SparkSession, config: LineageConfig, output: str) -> Optional[PreviousRun]:
+def _read_part(spark: SparkSession, path: str, part: str, versions: Optional[Mapping[str, int]],
+               storage_options: Optional[Mapping[str, str]]) -> DataFrame:
+    if versions is None:
+        return spark.read.parquet(f"{path.rstrip('/')}/{part}")
+    from segmentation.delta import read_table
+
+    return read_table(spark, path, part, versions[part], storage_options)
+
+
+def read_previous(
+    spark: SparkSession, config: LineageConfig, output: str, storage_options: Optional[Mapping[str, str]] = None
+) -> Optional[PreviousRun]:
     """The run this one follows, or None (a first run, or ``--previous none``).
 
-    Read whole before anything is published (the publish replaces OUTPUT).
+    Read whole before anything is published (the publish replaces OUTPUT). For a Delta output,
+    the last run its ``runs`` table names.
     """
     if config.previous == NEW_LINEAGE:
         return None
     path = config.previous or output
-    text = _read_text(spark, f"{path.rstrip('/')}/{MANIFEST}")
+    text, versions = _published_manifest(spark, path, storage_options)
     if text is None:
         if config.previous:
             raise InputError(f"previous run not found: {path} has no {MANIFEST}")
@@ -90,7 +105,8 @@ def read_previous(spark: SparkSession, config: LineageConfig, output: str) -> Op
         scaling = manifest["scaling"]
         dimensions = tuple(scaling)
         lineage = manifest.get("lineage") or {}
-        rows = [row.asDict() for row in spark.read.parquet(f"{path.rstrip('/')}/profiles").collect()]  # K rows
+        profiles = _read_part(spark, path, "profiles", versions, storage_options)
+        rows = [row.asDict() for row in profiles.collect()]  # K rows
         segments = tuple(_previous_segment(row, dimensions) for row in sorted(rows, key=lambda r: r[SEGMENT]))
     except Exception as exc:  # noqa: BLE001 - not a segment run's output (a score run's, or older)
         problem = f"previous run {path} is not a segment run's output: {first_line(exc)}"
@@ -109,6 +125,8 @@ def read_previous(spark: SparkSession, config: LineageConfig, output: str) -> Op
         segments=segments,
         highest_segment=int(lineage.get("highest_segment", max(numbers, default=-1))),
         id_col=manifest["id_col"],
+        versions=versions,
+        storage_options=storage_options,
     )
 
 
@@ -195,6 +213,21 @@ def _fresh(name: str, taken: set[str]) -> str:
     while f"{name} ({n})" in taken:
         n += 1
     return f"{name} ({n})"
+
+
+def _published_manifest(
+    spark: SparkSession, path: str, storage_options: Optional[Mapping[str, str]]
+) -> tuple[Optional[str], Optional[dict[str, int]]]:
+    """The manifest of the run published at ``path`` (None: none there) and, for a Delta output,
+    its tables' versions."""
+    if is_delta_output(path, storage_options):
+        from segmentation.delta import latest_run
+
+        run = latest_run(path, storage_options)
+        if run is None:
+            return None, None
+        return run["manifest"], json.loads(run["manifest"])["delta"]["versions"]
+    return _read_text(spark, f"{path.rstrip('/')}/{MANIFEST}"), None
 
 
 def _read_text(spark: SparkSession, path: str) -> Optional[str]:

@@ -53,7 +53,7 @@ def track_migrations(
 def count_moves(spark: SparkSession, labels: DataFrame, id_col: str, previous: PreviousRun) -> DataFrame:
     """Customers per ``(from_segment, to_segment)``: one join and one aggregation in Spark."""
     id_type = labels.schema[id_col].dataType
-    before = spark.read.parquet(previous.labels_path).select(
+    before = previous.read(spark, "labels").select(
         column(previous.id_col).cast(id_type).alias(id_col), F.col(SEGMENT).cast("int").alias(FROM)
     )
     now = labels.select(column(id_col), F.col(SEGMENT).cast("int").alias(TO))

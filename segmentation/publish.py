@@ -41,9 +41,32 @@ def new_run_id() -> str:
 
 
 # The version of the output contract (the README's table); every manifest carries it.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
+RUNS_TABLE = "runs"  # output.format delta: the table that publishes each run (segmentation/delta.py)
+
+
+def is_delta_output(path: str, storage_options: Any = None) -> bool:
+    """Whether ``path`` is an output of ``output.format delta`` (it has a ``runs`` Delta table)."""
+    runs = f"{path.rstrip('/')}/{RUNS_TABLE}"
+    if is_local_path(path):
+        return os.path.isdir(os.path.join(local_path(runs), "_delta_log"))
+    try:
+        from deltalake import DeltaTable
+    except ImportError:
+        return False
+    return DeltaTable.is_deltatable(runs, storage_options=dict(storage_options) if storage_options else None)
+
+
+def open_publisher(spark: SparkSession, output: Any, run_id: str) -> "Publisher":
+    """The publisher of ``output.format`` (an OutputConfig): the plain Parquet swap, or Delta tables."""
+    if output.format == "delta":
+        from segmentation.delta import DeltaPublisher
+
+        return DeltaPublisher.for_output(spark, output.path, run_id, keep_runs=output.keep_runs,
+                                         storage_options=output.storage_options or None)
+    return Publisher.for_output(spark, output.path, run_id)
 
 
 class _LocalFs:
@@ -68,6 +91,18 @@ class _LocalFs:
 
     def mkdirs(self, path: str) -> None:
         os.makedirs(local_path(path), exist_ok=True)
+
+    def files(self, path: str) -> list[tuple[str, int, int]]:
+        """The data files under ``path``: (relative path, bytes, modified in ms); hidden ones left out."""
+        root = local_path(path)
+        found = []
+        for folder, _, names in os.walk(root):
+            for name in names:
+                if not name.startswith((".", "_")):
+                    full = os.path.join(folder, name)
+                    stat = os.stat(full)
+                    found.append((os.path.relpath(full, root), stat.st_size, int(stat.st_mtime * 1000)))
+        return sorted(found)
 
     def write_text(self, path: str, text: str) -> None:
         with open(local_path(path), "w", encoding="utf-8") as handle:
@@ -103,6 +138,17 @@ class _HadoopFs:
     def mkdirs(self, path: str) -> None:
         self._fs.mkdirs(self._path(path))
 
+    def files(self, path: str) -> list[tuple[str, int, int]]:
+        root = self._fs.makeQualified(self._path(path)).toString().rstrip("/") + "/"
+        listing = self._fs.listFiles(self._path(path), True)
+        found = []
+        while listing.hasNext():
+            status = listing.next()
+            full = status.getPath().toString()
+            if not status.getPath().getName().startswith((".", "_")):
+                found.append((full[len(root):], int(status.getLen()), int(status.getModificationTime())))
+        return sorted(found)
+
     def write_text(self, path: str, text: str) -> None:
         stream = self._fs.create(self._path(path), True)
         try:
@@ -121,7 +167,7 @@ class Publisher:
     lock_handle: Any = None
 
     @classmethod
-    def for_output(cls, spark: SparkSession, output: str, run_id: str) -> "Publisher":
+    def for_output(cls, spark: SparkSession, output: str, run_id: str, **options: Any) -> "Publisher":
         output = output.rstrip("/")
         if not is_local_path(output) and is_connect(spark):
             raise InputError(
@@ -129,7 +175,7 @@ class Publisher:
                 "a file system this client shares with the server (a local or mounted path)"
             )
         fs = _LocalFs() if is_local_path(output) else _HadoopFs(spark, output)
-        publisher = cls(output, run_id, fs)
+        publisher = cls(output, run_id, fs, **options)
         if publisher.is_local:
             publisher.lock()
         try:
@@ -194,7 +240,12 @@ class Publisher:
         return self._beside(f"previous-{self.run_id}")
 
     def path(self, part: str) -> str:
+        """Where this run writes ``part`` while it runs."""
         return f"{self.staging}/{part}"
+
+    def location(self, part: str) -> str:
+        """Where ``part`` is read once the run is published (the manifest's ``outputs``)."""
+        return f"{self.output}/{part}"
 
     @property
     def is_local(self) -> bool:
@@ -209,6 +260,11 @@ class Publisher:
                 f"output {self.output} is a file, not a directory; refusing to replace it: choose another --output"
             )
         entries = self.fs.listdir(self.output)
+        if RUNS_TABLE in entries and MANIFEST not in entries and is_delta_output(self.output):
+            raise InputError(
+                f"output {self.output} holds Delta tables (output.format delta); a Parquet publish "
+                "cannot replace them: choose another --output, or pass --output-format delta"
+            )
         if entries and MANIFEST not in entries:
             raise InputError(
                 f"output {self.output} exists and is not a segmentation output (no {MANIFEST}); "

@@ -24,6 +24,7 @@ import html
 import json
 import os
 import sys
+from typing import Mapping, Optional
 
 import matplotlib
 
@@ -34,18 +35,25 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.dataset as ds  # noqa: E402
 
+from segmentation.read import local_path  # noqa: E402
+
 PLOTS = ("elbow.png", "sizes.png", "profiles.png", "scatter.png")
 MIGRATIONS_PLOT = "migrations.png"
 PAGE = "report.html"
 
 
-def write_report(output: str, rows_per_segment: int = 400) -> list[str]:
-    """Writes the plots of the run in ``output``; returns their paths."""
+def write_report(output: str, rows_per_segment: int = 400, tables: Optional[Mapping[str, str]] = None) -> list[str]:
+    """Writes the plots of the run in ``output`` (its manifest and report folder) into ``output/report``;
+    returns their paths. ``tables``: where each table's Parquet is, when not ``output/TABLE``."""
+    output = local_path(output)
+    table = {name: local_path(path) for name, path in (tables or {}).items()}
+    for name in ("elbow", "profiles", "labels", "migrations"):
+        table.setdefault(name, os.path.join(output, name))
     with open(os.path.join(output, "manifest.json"), encoding="utf-8") as handle:
         manifest = json.load(handle)
-    elbow = pd.read_parquet(os.path.join(output, "elbow")).sort_values("k")
-    profiles = pd.read_parquet(os.path.join(output, "profiles")).sort_values("segment")
-    sample = label_sample(os.path.join(output, "labels"), profiles["segment"].tolist(), rows_per_segment)
+    elbow = pd.read_parquet(table["elbow"]).sort_values("k")
+    profiles = pd.read_parquet(table["profiles"]).sort_values("segment")
+    sample = label_sample(table["labels"], profiles["segment"].tolist(), rows_per_segment)
     directory = os.path.join(output, "report")
     os.makedirs(directory, exist_ok=True)
     dimensions = manifest.get("dimensions", manifest["features"])
@@ -54,7 +62,7 @@ def write_report(output: str, rows_per_segment: int = 400) -> list[str]:
     plot_sizes(profiles, paths[1])
     plot_profiles(profiles, dimensions, paths[2])
     plot_scatter(sample, profiles, dimensions, manifest["scaling"], paths[3])
-    migrations_path = os.path.join(output, "migrations")
+    migrations_path = table["migrations"]
     if os.path.isdir(migrations_path):
         paths.append(os.path.join(directory, MIGRATIONS_PLOT))
         plot_migrations(pd.read_parquet(migrations_path), paths[-1])

@@ -94,7 +94,7 @@ def _log(client: Any, config: MlflowConfig, manifest: dict[str, Any], output: st
         client.log_dict(run_id, manifest, "manifest.json")
         if is_local_path(output):
             for name in ("report", "model"):
-                folder = os.path.join(local_path(output), name)
+                folder = local_path(manifest["outputs"].get(name) or os.path.join(output, name))
                 if os.path.isdir(folder):
                     client.log_artifacts(run_id, folder, name)
         status = "FINISHED"

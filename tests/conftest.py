@@ -108,3 +108,25 @@ def run_segment(args: list[str]) -> tuple[int, str]:
         except SystemExit as exc:  # argparse's usage errors exit through the Parser
             code = exc.code
     return code, err.getvalue()
+
+
+def delta_files_on_disk(table: str) -> set[str]:
+    """Every data file under a Delta table's folder, relative to it (the log and hidden files left out)."""
+    found = set()
+    for folder, subfolders, files in os.walk(table):
+        subfolders[:] = [d for d in subfolders if d != "_delta_log"]
+        found |= {os.path.relpath(os.path.join(folder, f), table) for f in files if not f.startswith((".", "_"))}
+    return found
+
+
+def delta_files_listed(output: str, part: str, runs: list[dict]) -> set[str]:
+    """The data files that the versions of ``part`` named by these rows of ``runs`` list."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    listed = set()
+    for run in runs:
+        if run[f"{part}_version"] is not None:
+            table = DeltaTable(f"{output}/{part}", version=run[f"{part}_version"])
+            listed |= set(pa.table(table.get_add_actions()).column("path").to_pylist())
+    return listed

@@ -124,6 +124,7 @@ def test_score_job_labels_new_customers_like_the_run_did(published, tmp_path):
         "error: column 'customer_id' not found in the input")
 
 
+@pytest.mark.crash
 @pytest.mark.parametrize("signal_name, after", [
     ("SIGKILL", "stage sweep ..."),
     ("SIGKILL", "stage label ..."),
@@ -158,6 +159,7 @@ def test_a_killed_run_leaves_the_last_publish_byte_identical(published, signal_n
     assert json.load(open(os.path.join(output, "manifest.json")))["labelled_rows"] == 20000
 
 
+@pytest.mark.crash
 def test_the_run_after_a_kill_clears_its_leftovers(published):
     data, output, _ = published
     parent = os.path.dirname(output)

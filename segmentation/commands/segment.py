@@ -15,7 +15,7 @@ import os
 import sys
 
 from segmentation.cli import EXIT_DRIFT, Parser, report_error
-from segmentation.config import ALGORITHMS, INPUT_KINDS, load_config, parse_override
+from segmentation.config import ALGORITHMS, INPUT_KINDS, OUTPUT_FORMATS, load_config, parse_override
 from segmentation.errors import DriftError, InputError
 from segmentation.logs import configure_logging
 
@@ -40,6 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--reference-date", help="transactions: YYYY-MM-DD (default: last date plus one day)")
     parser.add_argument("--features", help='comma-separated feature columns, e.g. "age,spending"')
     parser.add_argument("--output", help="where the outputs are published")
+    parser.add_argument("--output-format", choices=OUTPUT_FORMATS,
+                        help="parquet (the default: plain Parquet, each run swapped in) or delta "
+                             "(Delta Lake tables, one version per run; needs the delta extra)")
     parser.add_argument("--k-min", type=int)
     parser.add_argument("--k-max", type=int)
     parser.add_argument("--k", type=int, help="use this K instead of choosing it from the elbow")
@@ -73,6 +76,7 @@ def overrides(args: argparse.Namespace) -> dict:
         "input.transactions.reference_date": args.reference_date,
         "input.features": args.features,
         "output.path": args.output,
+        "output.format": args.output_format,
         "k.min": args.k_min,
         "k.max": args.k_max,
         "k.fixed": args.k,
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"published {manifest['chosen_k']} segments of {manifest['labelled_rows']} customers "
           f"to {config.output.path}")
     if config.report.enabled:
-        print(f"report: {config.output.path}/report/report.html")
+        print(f"report: {manifest['outputs']['report']}/report.html")
     return 0
 
 

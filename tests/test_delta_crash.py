@@ -1,0 +1,95 @@
+"""A Delta run SIGKILLed at every point of its publish (make test-crash): each table stays readable
+at the previous run's versions with nothing lost, a reader resolving through the runs table sees
+one whole run, and the next run clears what the killed one left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from deltalake import DeltaTable
+
+from conftest import ROOT, delta_files_listed, delta_files_on_disk
+from segmentation.delta import TABLES, read_runs
+
+pytestmark = pytest.mark.crash
+
+MALL = str(ROOT / "tests" / "data" / "Mall_Customers.csv")
+ARGS = ["jobs/segment.py", "--input", MALL, "--input-format", "csv", "--id-col", "CustomerID",
+        "--features", "Annual Income (k$),Spending Score (1-100)", "--k-max", "6",
+        "--set", "elbow.seeds_per_k=1", "--output-format", "delta", "--set", "output.keep_runs=2"]
+# Every point of the publish where a kill leaves a different state on disk.
+FAILPOINTS = ("before-commit", "after-labels", "after-profiles", "after-elbow", "after-migrations", "after-runs")
+
+
+def submit(output: str, failpoint: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
+               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g")
+    env.pop("SPARK_HOME", None)
+    env.pop("SEGMENTATION_FAILPOINT", None)
+    if failpoint:
+        env["SEGMENTATION_FAILPOINT"] = failpoint
+    return subprocess.run([str(ROOT / "spark-submit.sh"), *ARGS, "--output", output], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def resolve(output: str) -> dict:
+    """What a reader gets by the README's way to read: the last row of runs, then each table at its version."""
+    run = read_runs(output)[-1]
+    tables = {part: DeltaTable(f"{output}/{part}", version=run[f"{part}_version"]).to_pyarrow_table()
+              for part in TABLES if run[f"{part}_version"] is not None}
+    return {"run": run, "tables": tables}
+
+
+def canonical(tables: dict) -> dict:
+    """Each table's rows, in an order that does not depend on the files'."""
+    return {part: sorted(json.dumps(row, sort_keys=True, default=str) for row in table.to_pylist())
+            for part, table in tables.items()}
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory):
+    """A Delta output with two published runs (so that a run carries on a lineage, with migrations)."""
+    path = str(tmp_path_factory.mktemp("crash") / "segments")
+    for _ in range(2):
+        result = submit(path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    return path
+
+
+@pytest.mark.parametrize("failpoint", FAILPOINTS)
+def test_a_run_killed_at_any_point_of_its_publish_loses_nothing(output, failpoint):
+    before = resolve(output)
+    killed = submit(output, failpoint)
+    assert killed.returncode != 0 and f"failpoint {failpoint}: killing the job" in killed.stderr, killed.stderr[-2000:]
+    after = resolve(output)
+    if failpoint == "after-runs":  # published: the killed run is the last, whole; only its vacuum was lost
+        assert after["run"]["previous_run_id"] == before["run"]["run_id"]
+        manifest = json.loads(after["run"]["manifest"])
+        assert after["tables"]["labels"].num_rows == manifest["labelled_rows"] == 200
+        assert sorted(after["tables"]["profiles"].column("segment").to_pylist()) == sorted(
+            s["segment"] for s in manifest["segments"])
+    else:  # not published: readers resolve the previous run, table for table as it was
+        assert after["run"]["run_id"] == before["run"]["run_id"]
+        assert canonical(after["tables"]) == canonical(before["tables"])
+    # The previous run stays readable at its own versions whatever the kill left.
+    for part in TABLES:
+        version = before["run"][f"{part}_version"]
+        if version is not None:
+            again = DeltaTable(f"{output}/{part}", version=version).to_pyarrow_table()
+            assert canonical({part: again}) == canonical({part: before["tables"][part]})
+
+
+def test_the_run_after_the_kills_publishes_and_vacuums_what_they_left(output):
+    result = submit(output)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = read_runs(output)
+    kept = runs[-2:]
+    for part in TABLES:  # the killed runs' files are gone
+        assert delta_files_on_disk(f"{output}/{part}") == delta_files_listed(output, part, kept), part
+    folders = set(os.listdir(os.path.join(output, "artifacts")))
+    assert folders == {r["run_id"] for r in kept}
+    assert json.loads(runs[-1]["manifest"])["lineage"]["previous_run_id"] == runs[-2]["run_id"]
