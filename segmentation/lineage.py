@@ -95,7 +95,12 @@ def read_previous(
     if config.previous == NEW_LINEAGE:
         return None
     path = config.previous or output
-    text, versions = _published_manifest(spark, path, storage_options)
+    try:
+        text, versions = _published_manifest(spark, path, storage_options)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a Delta output whose runs table cannot be read
+        return _unusable(f"previous run {path} cannot be read: {first_line(exc)}", config)
     if text is None:
         if config.previous:
             raise InputError(f"previous run not found: {path} has no {MANIFEST}")
@@ -109,11 +114,7 @@ def read_previous(
         rows = [row.asDict() for row in profiles.collect()]  # K rows
         segments = tuple(_previous_segment(row, dimensions) for row in sorted(rows, key=lambda r: r[SEGMENT]))
     except Exception as exc:  # noqa: BLE001 - not a segment run's output (a score run's, or older)
-        problem = f"previous run {path} is not a segment run's output: {first_line(exc)}"
-        if config.previous:
-            raise InputError(problem) from None
-        log.warning("lineage: %s; a new lineage starts", problem)
-        return None
+        return _unusable(f"previous run {path} is not a segment run's output: {first_line(exc)}", config)
     numbers = [s.number for s in segments]
     return PreviousRun(
         path=path,
@@ -128,6 +129,14 @@ def read_previous(
         versions=versions,
         storage_options=storage_options,
     )
+
+
+def _unusable(problem: str, config: LineageConfig) -> None:
+    """A previous run that cannot be carried on: bad input when named with --previous, else a new lineage."""
+    if config.previous:
+        raise InputError(problem)
+    log.warning("lineage: %s; a new lineage starts", problem)
+    return None
 
 
 def _previous_segment(row: dict[str, Any], dimensions: tuple[str, ...]) -> PreviousSegment:

@@ -142,3 +142,16 @@ def test_storage_options_are_not_written_to_the_manifest():
     config = small_config(**{"output.format": "delta", "output.storage_options": {"AWS_SECRET_ACCESS_KEY": "s3cr3t"}})
     assert config.output.storage_options == {"AWS_SECRET_ACCESS_KEY": "s3cr3t"}
     assert config.to_dict()["output"]["storage_options"] == {"AWS_SECRET_ACCESS_KEY": "***"}
+
+
+def test_a_previous_delta_output_that_cannot_be_read_is_named_in_one_error_line(weekly, tmp_path):
+    output, weeks = weekly
+    broken = tmp_path / "broken"
+    os.makedirs(broken / "runs" / "_delta_log")
+    (broken / "runs" / "_delta_log" / "00000000000000000000.json").write_text("{not json\n")
+    fresh = str(tmp_path / "fresh")
+    code, err = run_segment(["--input", weeks[0]["data"], "--output", fresh, "--output-format", "delta",
+                             "--previous", str(broken)])
+    assert code == 2, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith(f"error: previous run {broken} cannot be read: ")
+    assert not os.path.exists(fresh) or not os.listdir(fresh)
