@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from deltalake import DeltaTable
@@ -25,15 +26,19 @@ ARGS = ["jobs/segment.py", "--input", MALL, "--input-format", "csv", "--id-col",
 FAILPOINTS = ("before-commit", "after-labels", "after-profiles", "after-elbow", "after-migrations", "after-runs")
 
 
-def submit(output: str, failpoint: str | None = None) -> subprocess.CompletedProcess:
+def job(output: str, failpoint: str | None = None) -> dict:
+    """The job's command on ``output`` as subprocess arguments (``SEGMENTATION_FAILPOINT`` set or cleared)."""
     env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
                PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g")
     env.pop("SPARK_HOME", None)
     env.pop("SEGMENTATION_FAILPOINT", None)
     if failpoint:
         env["SEGMENTATION_FAILPOINT"] = failpoint
-    return subprocess.run([str(ROOT / "spark-submit.sh"), *ARGS, "--output", output], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return {"args": [str(ROOT / "spark-submit.sh"), *ARGS, "--output", output], "cwd": ROOT, "env": env}
+
+
+def submit(output: str, failpoint: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(**job(output, failpoint), capture_output=True, text=True, timeout=600)
 
 
 def resolve(output: str) -> dict:
@@ -42,6 +47,21 @@ def resolve(output: str) -> dict:
     tables = {part: DeltaTable(f"{output}/{part}", version=run[f"{part}_version"]).to_pyarrow_table()
               for part in TABLES if run[f"{part}_version"] is not None}
     return {"run": run, "tables": tables}
+
+
+def check_whole(resolved: dict) -> None:
+    """The tables a reader resolved all belong to the run its runs row names."""
+    manifest, tables = json.loads(resolved["run"]["manifest"]), resolved["tables"]
+    numbers = sorted(s["segment"] for s in manifest["segments"])
+    assert tables["labels"].num_rows == manifest["labelled_rows"] == resolved["run"]["labelled_rows"]
+    assert sorted(set(tables["labels"].column("segment").to_pylist())) == numbers
+    assert sorted(tables["profiles"].column("segment").to_pylist()) == numbers
+    assert sum(tables["profiles"].column("customers").to_pylist()) == manifest["labelled_rows"]
+    chosen = [row["k"] for row in tables["elbow"].to_pylist() if row["chosen"]]
+    assert chosen == [manifest["chosen_k"]]
+    if "migrations" in tables:
+        arrived = sum(r["customers"] for r in tables["migrations"].to_pylist() if r["to_segment"] is not None)
+        assert arrived == manifest["labelled_rows"]
 
 
 def canonical(tables: dict) -> dict:
@@ -81,6 +101,27 @@ def test_a_run_killed_at_any_point_of_its_publish_loses_nothing(output, failpoin
         if version is not None:
             again = DeltaTable(f"{output}/{part}", version=version).to_pyarrow_table()
             assert canonical({part: again}) == canonical({part: before["tables"][part]})
+
+
+def test_a_reader_beside_a_publish_sees_the_old_run_or_the_new_one_never_a_mix(output):
+    old = read_runs(output)[-1]["run_id"]
+    process = subprocess.Popen(**job(output), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen = []
+    try:
+        while process.poll() is None:
+            resolved = resolve(output)
+            check_whole(resolved)
+            seen.append(resolved["run"]["run_id"])
+            time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.wait() == 0
+    resolved = resolve(output)
+    check_whole(resolved)
+    new = resolved["run"]["run_id"]
+    assert new != old and seen[0] == old and set(seen) <= {old, new}, seen
+    assert seen == sorted(seen, key=lambda run_id: run_id == new)  # once the new run shows, it stays
 
 
 def test_the_run_after_the_kills_publishes_and_vacuums_what_they_left(output):
