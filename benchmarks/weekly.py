@@ -1,12 +1,14 @@
 """What a week's second run costs: the job on period 2 of N customers carrying on the lineage of
-period 1 (matching, migrations join, drift), against the same run starting a new lineage.
+period 1 (matching, migrations join, drift), against the same run starting a new lineage, and the
+same carried run published as Delta Lake tables (``--output-format delta``).
 
     make bench-weekly [ROWS=10000000] [REPEATS=2]
     python benchmarks/weekly.py --rows N [--repeats R]
 
 Generates periods 1 and 2 of N customers once with ``jobs/generate.py [--period 2]`` (kept under
 benchmarks/data/), publishes period 1 once, then runs period 2 REPEATS times each way, alternating:
-``--previous <period 1's output>`` and ``--previous none``, each through ``spark-submit.sh`` as its
+``--previous <period 1's output>``, ``--previous none`` and, with period 1 also published as Delta,
+``--output-format delta --previous <that output>``, each through ``spark-submit.sh`` as its
 own process tree (wall seconds and peak summed PSS as benchmarks/run.py records them, and the
 manifest's stage timings). Replaces the section "Weekly runs: N customers" of BENCHMARKS.md; raw
 numbers go to benchmarks/results/weekly-N.json.
@@ -27,7 +29,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from run import PeakMemory, commit, machine, replace_section  # noqa: E402
 
-WAYS = ("carried", "new lineage")
+WAYS = ("carried", "new lineage", "carried, delta")
+DELTA = ["--output-format", "delta"]
 STAGES = ("migrations", "drift", "fit", "label", "profile")
 
 
@@ -41,13 +44,16 @@ def main() -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     periods = {p: generate(args.rows, p, work) for p in (1, 2)}
-    week1 = work / "out-weekly-1"
+    week1, week1_delta = work / "out-weekly-1", work / "out-weekly-1-delta"
     run_job(periods[1], week1, ["--previous", "none", "--no-report"], work)
+    run_job(periods[1], week1_delta, ["--previous", "none", "--no-report", *DELTA], work)
     runs: dict[str, list[dict]] = {way: [] for way in WAYS}
     for repeat in range(args.repeats):
         for way in (WAYS if repeat % 2 == 0 else WAYS[::-1]):
-            previous = str(week1) if way == "carried" else "none"
-            result = run_job(periods[2], work / "out-weekly-2", ["--previous", previous, "--no-report"], work)
+            previous = {"carried": str(week1), "new lineage": "none", "carried, delta": str(week1_delta)}[way]
+            delta = way.endswith("delta")
+            result = run_job(periods[2], work / ("out-weekly-2-delta" if delta else "out-weekly-2"),
+                             ["--previous", previous, "--no-report", *(DELTA if delta else [])], work)
             runs[way].append(result)
             print(f"{way} run {repeat + 1}: {result['seconds']:.1f} s, peak {result['peak_rss_bytes'] / 2**30:.2f} GiB, "
                   f"migrations {result['timings'].get('migrations', 0):.1f} s", flush=True)
@@ -87,7 +93,13 @@ def run_job(data: Path, out: Path, job_args: list[str], work: Path) -> dict:
         peak.stop()
     if code != 0:
         raise SystemExit(f"error: the job failed with exit code {code}; see {log}")
-    manifest = json.loads((out / "manifest.json").read_text())
+    if (out / "manifest.json").exists():
+        manifest = json.loads((out / "manifest.json").read_text())
+    else:  # a Delta output: the last run its runs table names
+        sys.path.insert(0, str(ROOT))
+        from segmentation.delta import latest_run
+
+        manifest = json.loads(latest_run(str(out))["manifest"])
     return {"seconds": round(seconds, 2), "peak_rss_bytes": peak.peak, "timings": manifest["timings"],
             "chosen_k": manifest["chosen_k"], "migrations": manifest["migrations"],
             "drifted": (manifest["drift"] or {}).get("drifted"), "labelled_rows": manifest["labelled_rows"]}
@@ -115,7 +127,9 @@ def render_section(report: dict) -> str:
         f"migrations stage (one join of {facts['previous_customers']:,} with {facts['customers']:,} ids) took "
         f"{stage['carried']['migrations']:.1f} s and drift {stage['carried']['drift']:.2f} s (no pass over rows). "
         f"Stability {facts['stability']:.1%}; {facts['new_customers']:,} new, {facts['gone_customers']:,} gone; "
-        f"drifted: {runs['carried'][-1]['drifted']}.", "",
+        f"drifted: {runs['carried'][-1]['drifted']}. Publishing the carried run as Delta tables (Spark writes "
+        f"the same Parquet; delta-rs commits the files of each table, then the runs row) cost "
+        f"{median['carried, delta'] - median['carried']:+.1f} s against the plain layout's swap.", "",
     ]
     return "\n".join(lines) + "\n"
 
