@@ -38,18 +38,18 @@ from pyspark.sql import functions as F
 
 from segmentation.errors import InputError
 from segmentation.label import SEGMENT
-from segmentation.publish import MANIFEST, RUNS_TABLE as RUNS, Publisher, is_delta_output
+from segmentation.publish import MANIFEST, RUNS_TABLE as RUNS, TABLES, Publisher, is_delta_output
 from segmentation.read import is_local_path, local_path
 
 log = logging.getLogger(__name__)
 
-TABLES = ("labels", "profiles", "elbow", "migrations")
 PARTITION_BY = {"labels": [SEGMENT]}
 ARTIFACTS = "artifacts"
 SPARK_TYPES = {"int32": "int", "int64": "bigint", "string": "string", "large_string": "string"}
 
 
-def _deltalake():
+def require_deltalake():
+    """The deltalake module, or the error: line that says how to install it."""
     try:
         import deltalake
     except ImportError:
@@ -125,7 +125,7 @@ class DeltaPublisher(Publisher):
     # --- the commits ---------------------------------------------------------------------
 
     def _commit_table(self, part: str) -> int:
-        deltalake = _deltalake()
+        deltalake = require_deltalake()
         from deltalake.transaction import AddAction, create_table_with_add_actions
 
         table = f"{self.output}/{part}"
@@ -168,12 +168,12 @@ class DeltaPublisher(Publisher):
             "manifest": json.dumps(manifest, default=str),
         }
         table = pa.Table.from_pylist([row], schema=RUNS_SCHEMA)
-        _deltalake().write_deltalake(f"{self.output}/{RUNS}", table, mode="append",
+        require_deltalake().write_deltalake(f"{self.output}/{RUNS}", table, mode="append",
                                      storage_options=self._options)
 
     def _keep_last_runs(self) -> None:
         """Vacuums every table down to the versions of the last ``keep_runs`` runs."""
-        deltalake = _deltalake()
+        deltalake = require_deltalake()
         runs = sorted(read_runs(self.output, self.storage_options), key=_run_order)
         kept = runs[-self.keep_runs:]
         for part in TABLES:
@@ -198,7 +198,12 @@ class DeltaPublisher(Publisher):
 
     @property
     def _options(self) -> Optional[dict[str, str]]:
-        return dict(self.storage_options) if self.storage_options else None
+        return _plain(self.storage_options)
+
+
+def _plain(storage_options: Optional[Mapping[str, str]]) -> Optional[dict[str, str]]:
+    """Storage options as deltalake takes them: a dict, or None for none."""
+    return dict(storage_options) if storage_options else None
 
 
 def _failpoint(name: str) -> None:
@@ -259,9 +264,9 @@ RUNS_SCHEMA = pa.schema(
 
 def read_runs(output: str, storage_options: Optional[Mapping[str, str]] = None) -> list[dict[str, Any]]:
     """Every row of OUTPUT's ``runs`` table (one per published run), in commit order."""
-    deltalake = _deltalake()
+    deltalake = require_deltalake()
     table = deltalake.DeltaTable(f"{output.rstrip('/')}/{RUNS}",
-                                 storage_options=dict(storage_options) if storage_options else None)
+                                 storage_options=_plain(storage_options))
     return sorted(table.to_pyarrow_table().to_pylist(), key=_run_order)
 
 
@@ -277,12 +282,12 @@ def read_table(spark: SparkSession, output: str, part: str, version: int,
     (A ``spark.read.parquet`` of the table's folder would also read files that later versions
     removed and files no version lists.) Partition values come from the log, one read per value.
     """
-    deltalake = _deltalake()
+    deltalake = require_deltalake()
     root = f"{output.rstrip('/')}/{part}"
     dt = deltalake.DeltaTable(root, version=version,
-                              storage_options=dict(storage_options) if storage_options else None)
+                              storage_options=_plain(storage_options))
     actions = pa.table(dt.get_add_actions(flatten=True))
-    paths = [f"{root}/{p}" for p in actions.column("path").to_pylist()]
+    paths = [f"{root}/{unquote(p)}" for p in actions.column("path").to_pylist()]  # the log's paths are URIs
     partition_by = dt.metadata().partition_columns
     if not partition_by:
         return spark.read.parquet(*paths)

@@ -32,7 +32,7 @@ from segmentation.migrations import track_migrations
 from segmentation.naming import name_segments
 from segmentation.parse import LOG1P, is_categorical, parse_steps
 from segmentation.profile import profile_segments
-from segmentation.publish import SCHEMA_VERSION, new_run_id, open_publisher, utc_now
+from segmentation.publish import SCHEMA_VERSION, TABLES, new_run_id, open_publisher, utc_now
 from segmentation.read import read_input, select_features, unreadable_file
 from segmentation.rfm import carried_columns, customer_rfm
 from segmentation.sample import draw_fit_rows, scale_fit_rows
@@ -203,7 +203,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 publisher.write_manifest(manifest)  # the report reads it; rewritten below
                 report_step.write_report(
                     publisher.staging, config.report.scatter_rows_per_segment,
-                    {part: publisher.path(part) for part in TABLE_PARTS},
+                    {part: publisher.path(part) for part in TABLES},
                 )
         elif config.report.enabled:
             log.warning("report skipped: the output %s is not on a local file system", config.output.path)
@@ -222,8 +222,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     return manifest
 
 
-TABLE_PARTS = ("labels", "profiles", "elbow", "migrations")
-OUTPUT_PARTS = (*TABLE_PARTS, "model", "report", "manifest.json")
+OUTPUT_PARTS = (*TABLES, "model", "report", "manifest.json")
 
 ELBOW_SCHEMA = (
     "k INT, wssse DOUBLE, rows LONG, silhouette DOUBLE, sizes ARRAY<LONG>, "

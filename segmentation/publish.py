@@ -44,6 +44,8 @@ def new_run_id() -> str:
 SCHEMA_VERSION = 5
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
+# The outputs that are tables (Parquet folders; with output.format delta, Delta tables).
+TABLES = ("labels", "profiles", "elbow", "migrations")
 RUNS_TABLE = "runs"  # output.format delta: the table that publishes each run (segmentation/delta.py)
 
 
@@ -62,8 +64,9 @@ def is_delta_output(path: str, storage_options: Any = None) -> bool:
 def open_publisher(spark: SparkSession, output: Any, run_id: str) -> "Publisher":
     """The publisher of ``output.format`` (an OutputConfig): the plain Parquet swap, or Delta tables."""
     if output.format == "delta":
-        from segmentation.delta import DeltaPublisher
+        from segmentation.delta import DeltaPublisher, require_deltalake
 
+        require_deltalake()  # before the run, not at its end
         return DeltaPublisher.for_output(spark, output.path, run_id, keep_runs=output.keep_runs,
                                          storage_options=output.storage_options or None)
     return Publisher.for_output(spark, output.path, run_id)
