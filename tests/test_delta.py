@@ -155,3 +155,19 @@ def test_a_previous_delta_output_that_cannot_be_read_is_named_in_one_error_line(
     assert code == 2, err[-2000:]
     assert err.strip().splitlines()[-1].startswith(f"error: previous run {broken} cannot be read: ")
     assert not os.path.exists(fresh) or not os.listdir(fresh)
+
+
+def test_the_readmes_way_to_read_a_delta_output_reads_the_last_run(weekly):
+    import re
+
+    from conftest import ROOT
+
+    output, weeks = weekly
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if 'DeltaTable("output/runs")' in b]
+    names: dict = {}
+    exec(block.replace('"output/', f'"{output}/'), names)  # noqa: S102 - the README's own snippet
+    last = weeks[-1]["manifest"]
+    assert names["manifest"]["run_id"] == last["run_id"]
+    assert len(names["labels"]) == last["labelled_rows"]
+    assert sorted(names["profiles"].column("segment").to_pylist()) == sorted(s["segment"] for s in last["segments"])
