@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.dataset as ds  # noqa: E402
 
+from segmentation.publish import TABLES, is_delta_output  # noqa: E402
 from segmentation.read import local_path  # noqa: E402
 
 PLOTS = ("elbow.png", "sizes.png", "profiles.png", "scatter.png")
@@ -358,10 +359,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", help="a published OUTPUT directory of the segment job")
     parser.add_argument("--rows-per-segment", type=int, default=400)
     args = parser.parse_args(argv)
-    if not os.path.exists(os.path.join(args.output, "manifest.json")):
+    folder, tables = args.output, None
+    if is_delta_output(args.output):  # the last run its runs table names: its own files and artifacts
+        from segmentation.delta import latest_run
+
+        run = latest_run(args.output)
+        folder = run["artifacts"]
+        tables = {part: f"{args.output.rstrip('/')}/{part}/{run['run_id']}" for part in TABLES}
+    if not os.path.exists(os.path.join(folder, "manifest.json")):
         print(f"error: {args.output} is not a segmentation output (no manifest.json)", file=sys.stderr)
         return 2
-    for path in write_report(args.output, args.rows_per_segment):
+    for path in write_report(folder, args.rows_per_segment, tables):
         print(path)
     return 0
 

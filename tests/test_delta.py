@@ -171,3 +171,19 @@ def test_the_readmes_way_to_read_a_delta_output_reads_the_last_run(weekly):
     assert names["manifest"]["run_id"] == last["run_id"]
     assert len(names["labels"]) == last["labelled_rows"]
     assert sorted(names["profiles"].column("segment").to_pylist()) == sorted(s["segment"] for s in last["segments"])
+
+
+def test_the_report_redraws_the_last_run_of_a_delta_output(weekly):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    output, weeks = weekly
+    report = weeks[-1]["manifest"]["outputs"]["report"]
+    os.remove(os.path.join(report, "scatter.png"))
+    result = subprocess.run([sys.executable, "-m", "segmentation.report", output],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.exists(os.path.join(report, "scatter.png"))
+    assert os.path.exists(os.path.join(report, "migrations.png"))  # the last run carried on a lineage
