@@ -38,14 +38,13 @@ from pyspark.sql import functions as F
 
 from segmentation.errors import InputError
 from segmentation.label import SEGMENT
-from segmentation.publish import MANIFEST, RUNS_TABLE as RUNS, TABLES, Publisher, is_delta_output
-from segmentation.read import is_local_path, local_path
+from segmentation.publish import MANIFEST, RUNS_TABLE as RUNS, TABLES, Publisher, is_delta_output, plain_options
+from segmentation.read import is_hidden, is_local_path, local_path
 
 log = logging.getLogger(__name__)
 
 PARTITION_BY = {"labels": [SEGMENT]}
 ARTIFACTS = "artifacts"
-SPARK_TYPES = {"int32": "int", "int64": "bigint", "string": "string", "large_string": "string"}
 
 
 def require_deltalake():
@@ -185,7 +184,7 @@ class DeltaPublisher(Publisher):
             vacuum = dict(retention_hours=0, enforce_retention_duration=False, full=True, keep_versions=keep)
             # A vacuum commits twice to the log: only when it has data files to delete (not just
             # the checksum and _SUCCESS files Spark writes beside them).
-            if any(not os.path.basename(f).startswith((".", "_")) for f in dt.vacuum(dry_run=True, **vacuum)):
+            if any(not is_hidden(os.path.basename(f)) for f in dt.vacuum(dry_run=True, **vacuum)):
                 deleted = dt.vacuum(dry_run=False, **vacuum)
                 log.info("delta: vacuumed %d files of %s, keeping versions %s", len(deleted), table, keep)
         kept_ids = {run["run_id"] for run in kept}
@@ -198,12 +197,7 @@ class DeltaPublisher(Publisher):
 
     @property
     def _options(self) -> Optional[dict[str, str]]:
-        return _plain(self.storage_options)
-
-
-def _plain(storage_options: Optional[Mapping[str, str]]) -> Optional[dict[str, str]]:
-    """Storage options as deltalake takes them: a dict, or None for none."""
-    return dict(storage_options) if storage_options else None
+        return plain_options(self.storage_options)
 
 
 def _failpoint(name: str) -> None:
@@ -266,7 +260,7 @@ def read_runs(output: str, storage_options: Optional[Mapping[str, str]] = None) 
     """Every row of OUTPUT's ``runs`` table (one per published run), in commit order."""
     deltalake = require_deltalake()
     table = deltalake.DeltaTable(f"{output.rstrip('/')}/{RUNS}",
-                                 storage_options=_plain(storage_options))
+                                 storage_options=plain_options(storage_options))
     return sorted(table.to_pyarrow_table().to_pylist(), key=_run_order)
 
 
@@ -285,7 +279,7 @@ def read_table(spark: SparkSession, output: str, part: str, version: int,
     deltalake = require_deltalake()
     root = f"{output.rstrip('/')}/{part}"
     dt = deltalake.DeltaTable(root, version=version,
-                              storage_options=_plain(storage_options))
+                              storage_options=plain_options(storage_options))
     actions = pa.table(dt.get_add_actions(flatten=True))
     paths = [f"{root}/{unquote(p)}" for p in actions.column("path").to_pylist()]  # the log's paths are URIs
     partition_by = dt.metadata().partition_columns
@@ -295,9 +289,7 @@ def read_table(spark: SparkSession, output: str, part: str, version: int,
     by_value: dict[Any, list[str]] = {}
     for path, value in zip(paths, actions.column(f"partition.{name}").to_pylist()):
         by_value.setdefault(value, []).append(path)
-    field = dt.schema().to_arrow().field(name)
-    spark_type = SPARK_TYPES.get(str(field.type), "string")
-    parts = [spark.read.parquet(*files).withColumn(name, F.lit(value).cast(spark_type))
+    parts = [spark.read.parquet(*files).withColumn(name, F.lit(value).cast("int"))  # segment, as _schema types it
              for value, files in sorted(by_value.items())]
     result = parts[0]
     for other in parts[1:]:

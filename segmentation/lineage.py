@@ -36,7 +36,7 @@ from segmentation.errors import InputError, first_line
 from segmentation.features import Scaling
 from segmentation.label import SEGMENT, SEGMENT_NAME, Segment
 from segmentation.profile import dimension_means
-from segmentation.publish import MANIFEST, is_delta_output
+from segmentation.publish import MANIFEST, TABLES, is_delta_output
 from segmentation.read import is_local_path, local_path
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ def _published_manifest(
         run = latest_run(path, storage_options)
         if run is None:
             return None, None
-        return run["manifest"], json.loads(run["manifest"])["delta"]["versions"]
+        return run["manifest"], {part: run[f"{part}_version"] for part in TABLES if run[f"{part}_version"] is not None}
     return _read_text(spark, f"{path.rstrip('/')}/{MANIFEST}"), None
 
 

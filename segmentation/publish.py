@@ -22,12 +22,12 @@ import shutil
 import uuid
 from datetime import datetime, timezone
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from pyspark.sql import SparkSession
 
 from segmentation.errors import InputError
-from segmentation.read import is_local_path, local_path
+from segmentation.read import is_hidden, is_local_path, local_path
 from segmentation.session import is_connect
 
 def utc_now() -> str:
@@ -58,7 +58,12 @@ def is_delta_output(path: str, storage_options: Any = None) -> bool:
         from deltalake import DeltaTable
     except ImportError:
         return False
-    return DeltaTable.is_deltatable(runs, storage_options=dict(storage_options) if storage_options else None)
+    return DeltaTable.is_deltatable(runs, storage_options=plain_options(storage_options))
+
+
+def plain_options(storage_options: Any) -> Optional[dict[str, str]]:
+    """Storage options as deltalake takes them: a dict, or None for none."""
+    return dict(storage_options) if storage_options else None
 
 
 def open_publisher(spark: SparkSession, output: Any, run_id: str) -> "Publisher":
@@ -101,7 +106,7 @@ class _LocalFs:
         found = []
         for folder, _, names in os.walk(root):
             for name in names:
-                if not name.startswith((".", "_")):
+                if not is_hidden(name):
                     full = os.path.join(folder, name)
                     stat = os.stat(full)
                     found.append((os.path.relpath(full, root), stat.st_size, int(stat.st_mtime * 1000)))
@@ -148,7 +153,7 @@ class _HadoopFs:
         while listing.hasNext():
             status = listing.next()
             full = status.getPath().toString()
-            if not status.getPath().getName().startswith((".", "_")):
+            if not is_hidden(status.getPath().getName()):
                 found.append((full[len(root):], int(status.getLen()), int(status.getModificationTime())))
         return sorted(found)
 

@@ -147,6 +147,11 @@ def local_path(path: str) -> str:
     return urlparse(path).path if path.startswith("file:") else path
 
 
+def is_hidden(name: str) -> bool:
+    """A file Spark and Hadoop write beside the data (``_SUCCESS``, ``.part-0.crc``): no reader reads it."""
+    return name.startswith((".", "_"))
+
+
 def _check_local_path(path: str) -> None:
     """Fails early and clearly on a local path; remote paths are left to Spark's reader."""
     if not is_local_path(path):
@@ -157,6 +162,6 @@ def _check_local_path(path: str) -> None:
     if not os.access(local, os.R_OK):
         raise InputError(f"input not readable: {path}")
     if os.path.isdir(local):
-        visible = [n for n in os.listdir(local) if not n.startswith((".", "_"))]
+        visible = [n for n in os.listdir(local) if not is_hidden(n)]
         if not visible:
             raise InputError(f"input directory is empty: {path}")
