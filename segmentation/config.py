@@ -33,6 +33,7 @@ INIT_MODES = ("k-means||", "random")
 OUTPUT_FORMATS = ("parquet", "delta")
 ELBOW_ENGINES = ("auto", "tasks", "spark_ml")
 ALGORITHMS = ("kmeans", "bisecting", "gmm")
+PREDICT_MODELS = ("auto", "bgnbd", "gbt")
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,24 @@ class DriftConfig:
 
 
 @dataclass(frozen=True)
+class PredictConfig:
+    """Predictions of each customer's next ``days`` (segmentation/predict.py); transactions only."""
+
+    # The horizon in days (--predict-days); none: no predictions. 90 is a quarter.
+    days: Optional[int] = None
+    # auto: the backtest chooses; bgnbd or gbt: that model.
+    model: str = "auto"
+    # BG/NBD, Gamma-Gamma and the trees are fitted on at most this many customers, drawn at random.
+    fit_customers: int = 200_000
+    # The backtest's AUC, capture and calibration on at most this many (its totals on all).
+    eval_customers: int = 200_000
+    gbt_iterations: int = 30
+    # churn_risk: high below the first p_purchase, medium below the second, else low.
+    churn_high_below: float = 0.2
+    churn_medium_below: float = 0.5
+
+
+@dataclass(frozen=True)
 class MlflowConfig:
     """Optional MLflow tracking of each segment run (segmentation/tracking.py; --mlflow)."""
 
@@ -217,6 +236,7 @@ class JobConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     lineage: LineageConfig = field(default_factory=LineageConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     seed: int = 42
@@ -339,6 +359,7 @@ def validate(config: JobConfig) -> None:
         ("algorithm", config.algorithm, ALGORITHMS),
         ("k.rule", config.k.rule, K_RULES),
         ("output.format", config.output.format, OUTPUT_FORMATS),
+        ("predict.model", config.predict.model, PREDICT_MODELS),
     ):
         if value not in allowed:
             raise InputError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
@@ -364,7 +385,19 @@ def validate(config: JobConfig) -> None:
         "output.max_rows_per_file": config.output.max_rows_per_file,
         "output.keep_runs": config.output.keep_runs,
         "report.scatter_rows_per_segment": config.report.scatter_rows_per_segment,
+        "predict.fit_customers": config.predict.fit_customers,
+        "predict.eval_customers": config.predict.eval_customers,
+        "predict.gbt_iterations": config.predict.gbt_iterations,
     }
+    if config.predict.days is not None:
+        positive["predict.days"] = config.predict.days
+        if config.input.kind != "transactions":
+            raise InputError(
+                "predictions need transactions (dates and amounts): --predict-days cannot be used with a "
+                "customer table; give --input-kind transactions"
+            )
+    if not 0 < config.predict.churn_high_below <= config.predict.churn_medium_below < 1:
+        raise InputError("predict.churn_high_below and churn_medium_below must satisfy 0 < high <= medium < 1")
     if config.elbow.sample_rows is not None:
         positive["elbow.sample_rows"] = config.elbow.sample_rows
     for key, value in positive.items():

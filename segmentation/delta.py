@@ -167,7 +167,8 @@ class DeltaPublisher(Publisher):
             "manifest": json.dumps(manifest, default=str),
         }
         table = pa.Table.from_pylist([row], schema=RUNS_SCHEMA)
-        require_deltalake().write_deltalake(f"{self.output}/{RUNS}", table, mode="append",
+        # schema_mode merge: a runs table of an earlier schema_version gains the new tables' columns.
+        require_deltalake().write_deltalake(f"{self.output}/{RUNS}", table, mode="append", schema_mode="merge",
                                      storage_options=self._options)
 
     def _keep_last_runs(self) -> None:
@@ -180,7 +181,7 @@ class DeltaPublisher(Publisher):
             if not deltalake.DeltaTable.is_deltatable(table, storage_options=self._options):
                 continue
             dt = deltalake.DeltaTable(table, storage_options=self._options)
-            keep = sorted({r[f"{part}_version"] for r in kept if r[f"{part}_version"] is not None})
+            keep = sorted({r.get(f"{part}_version") for r in kept if r.get(f"{part}_version") is not None})
             vacuum = dict(retention_hours=0, enforce_retention_duration=False, full=True, keep_versions=keep)
             # A vacuum commits twice to the log: only when it has data files to delete (not just
             # the checksum and _SUCCESS files Spark writes beside them).

@@ -1,6 +1,7 @@
 """The whole segmentation job, top-down in the order the data flows:
 
-read (and, for transactions, build the RFM table), clean, sample, build features,
+read (and, for transactions, build the RFM table and, with --predict-days, predict each
+customer's next days), clean, sample, build features,
 sweep K, select K, fit (carrying the previous run's segment identities), label, profile,
 drift and migrations (since the previous run), publish, report, and (with --mlflow) track.
 
@@ -10,6 +11,7 @@ keeps the run's facts for the manifest.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from contextlib import contextmanager
@@ -31,10 +33,11 @@ from segmentation.lineage import carry_identities, read_previous
 from segmentation.migrations import track_migrations
 from segmentation.naming import name_segments
 from segmentation.parse import LOG1P, is_categorical, parse_steps
+from segmentation.predict import evaluation_frame, predict_customers
 from segmentation.profile import profile_segments
 from segmentation.publish import SCHEMA_VERSION, TABLES, new_run_id, open_publisher, utc_now
 from segmentation.read import read_input, select_features, unreadable_file
-from segmentation.rfm import carried_columns, customer_rfm
+from segmentation.rfm import carried_columns, customer_rfm, purchases
 from segmentation.sample import draw_fit_rows, scale_fit_rows
 from segmentation.session import is_connect
 from segmentation.sql import column
@@ -60,10 +63,10 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                              config.output.storage_options)
 
     publisher.begin()
-    sample = fit_data = rfm_cache = rfm_facts = None
+    sample = fit_data = rfm_cache = rfm_facts = predictions = None
     try:
         with stage("read"):
-            table = read_input(spark, config.input)
+            table = transactions_table = read_input(spark, config.input)
 
         if transactions:
             with stage("rfm"):
@@ -71,6 +74,12 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                     table, rfm_cache, rfm_facts = customer_rfm(table, config.input)
                 except Exception as exc:  # the first pass over the input finds unreadable files
                     raise (unreadable_file(exc, config.input.format) or exc) from None
+
+        if config.predict.days:
+            with stage("predict"):  # its own pass over the transactions, per customer and day
+                reference = datetime.date.fromisoformat(rfm_facts.reference_date)
+                predictions = predict_customers(spark, purchases(transactions_table, config.input, reference),
+                                                id_col, reference, config.predict, config.seed)
 
         with stage("clean"):
             customers = select_features(table, id_col, features, categorical, carried_columns(config.input, features))
@@ -129,6 +138,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             # For transactions all RFM columns, also one dropped as a feature for zero variance.
             carry = carried_columns(config.input, features)
             labels = clean.transform(label_customers(model, id_col, (*features, *carry)))
+            if predictions is not None:  # one row per customer: segment and prediction read together
+                labels = labels.join(predictions.customers, on=id_col, how="left")
             write_labels(labels, publisher.path("labels"), config.output.max_rows_per_file)
 
         with stage("profile"):
@@ -157,6 +168,10 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 publisher.path("elbow")
             )
             model.write().save(publisher.path("model"))
+            if predictions is not None:
+                evaluation_frame(spark, predictions.evaluation).coalesce(1).write.parquet(
+                    publisher.path("predictions_eval"))
+                predictions.model.save(spark, publisher.path("prediction_model"))
 
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -193,9 +208,11 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             "lineage": lineage,
             "migrations": migrations,
             "drift": drift,
+            "predictions": predictions.facts if predictions else None,
             "timings": timings,
             "outputs": {part: publisher.location(part) for part in OUTPUT_PARTS
-                        if part != "migrations" or migrations is not None},
+                        if (part != "migrations" or migrations is not None)
+                        and (part not in PREDICTION_PARTS or predictions is not None)},
         }
 
         if config.report.enabled and publisher.is_local:
@@ -214,7 +231,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         publisher.abort()
         raise
     finally:
-        for cached in (sample, fit_data, rfm_cache):  # the run's caches, also when it fails
+        for cached in (sample, fit_data, rfm_cache, predictions and predictions.cache):  # the run's caches, also when it fails
             if cached is not None:
                 cached.unpersist()
     log.info("published %s (run %s)", config.output.path, run_id)
@@ -222,7 +239,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     return manifest
 
 
-OUTPUT_PARTS = (*TABLES, "model", "report", "manifest.json")
+OUTPUT_PARTS = (*TABLES, "model", "prediction_model", "report", "manifest.json")
+PREDICTION_PARTS = ("predictions_eval", "prediction_model")
 
 ELBOW_SCHEMA = (
     "k INT, wssse DOUBLE, rows LONG, silhouette DOUBLE, sizes ARRAY<LONG>, "

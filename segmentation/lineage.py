@@ -235,7 +235,7 @@ def _published_manifest(
         run = latest_run(path, storage_options)
         if run is None:
             return None, None
-        return run["manifest"], {part: run[f"{part}_version"] for part in TABLES if run[f"{part}_version"] is not None}
+        return run["manifest"], {part: run.get(f"{part}_version") for part in TABLES if run.get(f"{part}_version") is not None}
     return _read_text(spark, f"{path.rstrip('/')}/{MANIFEST}"), None
 
 

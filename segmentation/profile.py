@@ -26,17 +26,18 @@ from segmentation.sql import column
 # percentile_approx at accuracy 10,000, and 1.1 s with no medians at all.
 STATISTICS = ("mean", "min", "max", "median", "centroid", "centroid_z")
 CATEGORY_STATISTICS = ("share", "centroid", "centroid_z")
+PREDICTED = {"expected_active_customers": "p_purchase", "expected_revenue": "expected_spend"}
 
 
-def profile_columns(scaling: Scaling | tuple[str, ...]) -> list[str]:
-    """The profile's columns, for a run's scaling (or for plain numeric features)."""
+def profile_columns(scaling: Scaling | tuple[str, ...], predicted: bool = False) -> list[str]:
+    """The profile's columns, for a run's scaling (or for plain numeric features), with predictions or not."""
     if not isinstance(scaling, Scaling):
         scaling = Scaling(tuple(scaling), (0.0,) * len(scaling), (1.0,) * len(scaling))
     columns = [SEGMENT, SEGMENT_NAME, "customers", "share", "wssse"]
     for d in scaling.dimensions:
         stats = CATEGORY_STATISTICS if d.category is not None else STATISTICS
         columns += [f"{d.name}_{stat}" for stat in stats]
-    return columns
+    return columns + (list(PREDICTED) if predicted else [])
 
 
 def dimension_means(row: dict, dimensions) -> dict[str, float | None]:
@@ -67,6 +68,9 @@ def profile_segments(
             F.max(value).alias(f"{d.name}_max"),
             median(spark, value).alias(f"{d.name}_median"),
         ]
+    predicted = "p_purchase" in labels.columns
+    if predicted:
+        aggregates += [F.sum(source).alias(name) for name, source in PREDICTED.items()]
     observed = labels.groupBy(SEGMENT).agg(*aggregates)
     names = scaling.features
     centroids = spark.createDataFrame(
@@ -86,7 +90,8 @@ def profile_segments(
         .withColumn("customers", F.coalesce(F.col("customers"), F.lit(0).cast("long")))
         .withColumn("wssse", F.coalesce(F.col("wssse"), F.lit(0.0)))
         .withColumn("share", F.col("customers") / F.lit(float(total)))
-        .select(*[column(c) for c in profile_columns(scaling)])
+        .withColumns({name: F.coalesce(F.col(name), F.lit(0.0)) for name in PREDICTED if predicted})
+        .select(*[column(c) for c in profile_columns(scaling, predicted)])
         .coalesce(1)  # one small file; sorting within it needs no range-partitioning pass
         .sortWithinPartitions(SEGMENT)
     )

@@ -41,11 +41,11 @@ def new_run_id() -> str:
 
 
 # The version of the output contract (the README's table); every manifest carries it.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
 # The outputs that are tables (Parquet folders; with output.format delta, Delta tables).
-TABLES = ("labels", "profiles", "elbow", "migrations")
+TABLES = ("labels", "profiles", "elbow", "migrations", "predictions_eval")
 RUNS_TABLE = "runs"  # output.format delta: the table that publishes each run (segmentation/delta.py)
 
 

@@ -10,6 +10,9 @@
 - ``migrations.png`` (a run that carries on a lineage): the migration matrix, where the
   previous run's customers went (rows: the previous segments and new customers; columns:
   this run's segments and customers who are gone; colour: share of the row);
+- ``predictions.png`` (a run with ``--predict-days``): the backtest's gain chart (the share
+  of held-out spend captured by the top customers by expected spend, each model and baseline
+  beside the random line) and the calibration by decile of ``p_purchase``;
 - ``report.html``: one self-contained page for business users (the plots embedded),
   with the segments' names, sizes and profiles and the run's facts.
 
@@ -40,6 +43,7 @@ from segmentation.read import local_path  # noqa: E402
 
 PLOTS = ("elbow.png", "sizes.png", "profiles.png", "scatter.png")
 MIGRATIONS_PLOT = "migrations.png"
+PREDICTIONS_PLOT = "predictions.png"
 PAGE = "report.html"
 
 
@@ -48,7 +52,7 @@ def write_report(output: str, rows_per_segment: int = 400, tables: Optional[Mapp
     returns their paths. ``tables``: where each table's Parquet is, when not ``output/TABLE``."""
     output = local_path(output)
     table = {name: local_path(path) for name, path in (tables or {}).items()}
-    for name in ("elbow", "profiles", "labels", "migrations"):
+    for name in TABLES:
         table.setdefault(name, os.path.join(output, name))
     with open(os.path.join(output, "manifest.json"), encoding="utf-8") as handle:
         manifest = json.load(handle)
@@ -67,6 +71,9 @@ def write_report(output: str, rows_per_segment: int = 400, tables: Optional[Mapp
     if os.path.isdir(migrations_path):
         paths.append(os.path.join(directory, MIGRATIONS_PLOT))
         plot_migrations(pd.read_parquet(migrations_path), paths[-1])
+    if os.path.isdir(table["predictions_eval"]):
+        paths.append(os.path.join(directory, PREDICTIONS_PLOT))
+        plot_predictions(pd.read_parquet(table["predictions_eval"]), paths[-1])
     page = os.path.join(directory, PAGE)
     write_page(manifest, profiles, elbow, paths, page)
     return [*paths, page]
@@ -87,6 +94,11 @@ def write_page(manifest: dict, profiles: pd.DataFrame, elbow: pd.DataFrame, plot
             f"{mean:,.2f} / {median:,.2f}" for mean, median in
             zip(profiles[f"{name}_mean"], profiles[f"{name}_median"])] for name in numeric},
     })
+    predictions = manifest.get("predictions")
+    if predictions:
+        horizon = predictions["horizon_days"]
+        table[f"expected active, next {horizon} days"] = profiles["expected_active_customers"].map("{:,.0f}".format)
+        table[f"expected revenue, next {horizon} days"] = profiles["expected_revenue"].map("{:,.2f}".format)
     selection = manifest["k_selection"]
     chosen = elbow[elbow["k"] == manifest["chosen_k"]]
     silhouette = chosen["silhouette"].iloc[0] if len(chosen) else None
@@ -128,6 +140,7 @@ dt {{ font-weight: 600; }} img {{ max-width: 100%; }}
 {table.to_html(index=False, escape=True, classes="segments", border=0)}
 {_lineage_html(manifest.get("lineage"))}
 {_drift_html(manifest.get("drift"), manifest.get("migrations"))}
+{_predictions_html(predictions)}
 <h2>Plots</h2>
 {images}
 <h2>About this run</h2>
@@ -136,6 +149,28 @@ dt {{ font-weight: 600; }} img {{ max-width: 100%; }}
 """
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(page)
+
+
+def _predictions_html(predictions) -> str:
+    """The chosen model and how it did on the held-out days, beside the others."""
+    if not predictions:
+        return ""
+    e = html.escape
+
+    def share(value) -> str:
+        return "n/a" if value is None else f"{value:.1%}"
+
+    rows = "".join(
+        f"<tr><td>{e(r['model'])}{' (chosen)' if r['chosen'] else ''}</td>"
+        f"<td>{'n/a' if r['auc'] is None else format(r['auc'], '.3f')}</td><td>{share(r['top_decile_spend_share'])}</td>"
+        f"<td>{share(r['purchases_error'])}</td><td>{share(r['spend_error'])}</td></tr>"
+        for r in predictions["backtest"])
+    return (f"<h2>Next {predictions['horizon_days']} days</h2>\n"
+            f"<p class=\"predictions\">Predicted by {e(predictions['model'])} ({e(predictions['decided_by'])}). "
+            f"Backtest: fitted on the history before {e(predictions['cutoff'])}, scored on the "
+            f"{predictions['customers_at_cutoff']:,} customers known then.</p>\n"
+            "<table class=\"backtest\"><tr><th>model</th><th>AUC</th><th>spend in top 10%</th>"
+            f"<th>purchases miss</th><th>spend miss</th></tr>{rows}</table>")
 
 
 def _lineage_html(lineage) -> str:
@@ -278,6 +313,29 @@ def plot_migrations(migrations: pd.DataFrame, path: str) -> None:
                       color="white" if value > 0.6 else "black")
     fig.colorbar(image, ax=axis, label="share of the row")
     axis.set(xlabel="this run", ylabel="previous run", title="Where the previous run's customers went")
+    _save(fig, path)
+
+
+def plot_predictions(evaluation: pd.DataFrame, path: str) -> None:
+    """The backtest: a gain chart per model and baseline, and the calibration of p_purchase."""
+    fig, (gain_axis, calibration_axis) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for row in evaluation.itertuples():
+        label = f"{row.model}{' (chosen)' if row.chosen else ''}"
+        gain = list(row.gain)
+        share = np.linspace(0, 1, len(gain) + 1)
+        gain_axis.plot(share * 100, [0.0, *gain], marker="o", markersize=3, label=label,
+                       linewidth=2.5 if row.chosen else 1.2)
+        if row.calibration_predicted is not None:
+            calibration_axis.plot(list(row.calibration_predicted), list(row.calibration_actual), marker="o",
+                                  label=label, linewidth=2.5 if row.chosen else 1.2)
+    gain_axis.plot([0, 100], [0, 1], color="grey", linestyle=":", label="random")
+    gain_axis.set(xlabel="top % of customers by expected spend", ylabel="share of held-out spend",
+                  title=f"Gain over the held-out {int(evaluation['horizon_days'].iloc[0])} days")
+    calibration_axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
+    calibration_axis.set(xlabel="predicted p_purchase (decile mean)", ylabel="share who bought",
+                         title="Calibration by decile")
+    for axis in (gain_axis, calibration_axis):
+        axis.legend(fontsize=8)
     _save(fig, path)
 
 

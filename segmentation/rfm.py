@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
@@ -72,12 +72,16 @@ def transaction_reasons(cfg: InputConfig, has_reference: bool) -> list[str]:
     return reasons + ([f"{tx.date_col} after reference date"] if has_reference else [])
 
 
-def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, DataFrame, RfmFacts]:
-    """The customers' RFM table, the cache behind it, and the facts of the one pass over the transactions.
+def configured_reference(cfg: InputConfig) -> Optional[datetime.date]:
+    """``input.transactions.reference_date`` as a date; None: the last date plus one day."""
+    return datetime.date.fromisoformat(cfg.transactions.reference_date) if cfg.transactions.reference_date else None
 
-    Columns: the customer id (``cfg.id_col``, in its own type) and ``RFM_COLUMNS``. The
-    per-customer aggregate is cached, so later stages do not read the transactions again;
-    the caller unpersists it.
+
+def parse_transactions(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, list[str]]:
+    """The transactions typed, each with the reason it cannot be used (null when it can).
+
+    Columns: the customer id, ``DATE`` (a date), ``AMOUNT`` (a double), ``__order`` (with
+    ``order_col``) and ``__reason``, one of ``transaction_reasons``; returns those reasons too.
     """
     tx = cfg.transactions
     _check_columns(transactions, cfg)
@@ -88,7 +92,7 @@ def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, 
         amount = number_from_text(raw_amount, cfg.number_text)
     else:
         amount = F.when(F.abs(raw_amount.cast("double")) < float("inf"), raw_amount.cast("double"))
-    reference = datetime.date.fromisoformat(tx.reference_date) if tx.reference_date else None
+    reference = configured_reference(cfg)
     reasons = transaction_reasons(cfg, reference is not None)
     checks: list[Column] = [
         customer.isNull(),
@@ -103,14 +107,35 @@ def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, 
     for check, text in reversed(list(zip(checks, reasons))):
         reason = F.when(check, F.lit(text)).otherwise(reason)
 
-    observation = Observation("transactions")
-    reasoned = transactions.select(
+    return transactions.select(
         customer.alias(cfg.id_col),
         date.alias(DATE),
         amount.alias(AMOUNT),
         *([column(tx.order_col).alias("__order")] if tx.order_col else []),
         reason.alias("__reason"),
-    ).observe(
+    ), reasons
+
+
+def purchases(transactions: DataFrame, cfg: InputConfig, reference: datetime.date) -> DataFrame:
+    """The usable purchases (positive amounts) before ``reference``: the id, ``DATE`` and ``AMOUNT``."""
+    reasoned, _ = parse_transactions(transactions, cfg)
+    return reasoned.where(
+        F.col("__reason").isNull() & (F.col(AMOUNT) > 0) & (F.col(DATE) < F.lit(reference))
+    ).select(column(cfg.id_col), DATE, AMOUNT)
+
+
+def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, DataFrame, RfmFacts]:
+    """The customers' RFM table, the cache behind it, and the facts of the one pass over the transactions.
+
+    Columns: the customer id (``cfg.id_col``, in its own type) and ``RFM_COLUMNS``. The
+    per-customer aggregate is cached, so later stages do not read the transactions again;
+    the caller unpersists it.
+    """
+    tx = cfg.transactions
+    reasoned, reasons = parse_transactions(transactions, cfg)
+    reference = configured_reference(cfg)
+    observation = Observation("transactions")
+    reasoned = reasoned.observe(
         observation,
         F.count(F.lit(1)).alias("rows"),
         *[F.count(F.when(F.col("__reason") == text, 1)).alias(f"r{i}") for i, text in enumerate(reasons)],

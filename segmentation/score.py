@@ -2,13 +2,15 @@
 
 The model (``OUTPUT/model`` of a segment run) carries the feature steps, the KMeans
 centroids and the run's segment numbers and names, so scoring is reading, dropping
-what cannot be scored, ``model.transform`` and a partitioned write, published as
+what cannot be scored, ``model.transform`` (for transactions with a prediction model, its
+predictions joined on) and a partitioned write, published as
 atomically as the segment job's outputs: ``PATH/labels/segment=<n>/``,
 ``PATH/manifest.json`` and ``PATH/_SUCCESS``.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -27,7 +29,8 @@ from segmentation.features import model_inputs
 from segmentation.label import label_customers, write_labels
 from segmentation.publish import SCHEMA_VERSION, Publisher, new_run_id, utc_now
 from segmentation.read import is_local_path, local_path, read_input, select_features, text_columns
-from segmentation.rfm import carried_columns, customer_rfm
+from segmentation.predict import predict_with_saved
+from segmentation.rfm import carried_columns, customer_rfm, purchases
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +65,11 @@ def score_customers(
     input_cfg: InputConfig,
     output: str,
     max_rows_per_file: int = OutputConfig.max_rows_per_file,
+    prediction_model: str | None = None,
 ) -> dict[str, Any]:
-    """Labels the customers of ``input_cfg`` with the model at ``model_path``; returns the manifest."""
+    """Labels the customers of ``input_cfg`` with the model at ``model_path`` and, for transactions
+    with ``prediction_model`` (a segment run's ``prediction_model/``), predicts their next days as
+    of the input's reference date; returns the manifest."""
     run_id = new_run_id()
     started_at = utc_now()
     model = load_segment_model(model_path)
@@ -72,22 +78,30 @@ def score_customers(
     cfg = replace(input_cfg, features=features)
     transactions = cfg.kind == "transactions"
     carry = carried_columns(cfg, features)
+    if prediction_model and not transactions:
+        raise InputError("predictions need transactions (dates and amounts): give --input-kind transactions")
     publisher = Publisher.for_output(spark, output, run_id)
     publisher.begin()
-    rfm_cache = rfm_facts = None
+    rfm_cache = rfm_facts = predicted = stats_cache = None
     try:
-        table = read_input(spark, cfg)
+        table = raw = read_input(spark, cfg)
         if transactions:  # the customers' RFM columns, built as the segment job builds them
             table, rfm_cache, rfm_facts = customer_rfm(table, cfg)
+        if prediction_model:
+            reference = datetime.date.fromisoformat(rfm_facts.reference_date)
+            predicted, stats_cache = predict_with_saved(purchases(raw, cfg, reference), cfg.id_col, reference,
+                                                        prediction_model, spark)
         customers = select_features(table, cfg.id_col, features, categorical, carry)
         text = text_columns(customers, numeric)
         reasoned = customers.transform(with_drop_reason(cfg.id_col, numeric, text, (), cfg.number_text))
-        # Counted while the labels are written: the input is read once. A row the model's
+        # Counted while the labels are written: the input is read once (twice with predictions). A row the model's
         # transforms cannot take (log1p of a value <= -1) is left out by the model: counted
         # as dropped, from the rows labelled.
         read, written = Observation("score_input"), Observation("score_labels")
         observed = reasoned.observe(read, F.count(F.lit(1)).alias("input_rows"))
         labels = keep_valid(observed).transform(label_customers(model, cfg.id_col, (*features, *carry)))
+        if predicted is not None:
+            labels = labels.join(predicted, on=cfg.id_col, how="left")
         labels = labels.observe(written, F.count(F.lit(1)).alias("labelled_rows"))
         write_labels(labels, publisher.path("labels"), max_rows_per_file)
         input_rows = int(read.get["input_rows"])
@@ -108,6 +122,7 @@ def score_customers(
             "transactions": rfm_facts.to_dict() if rfm_facts else None,
             "id_col": cfg.id_col,
             "features": list(features),
+            "prediction_model": prediction_model,
             "input_rows": input_rows,
             "labelled_rows": input_rows - dropped_rows,
             "dropped_rows": dropped_rows,
@@ -118,7 +133,8 @@ def score_customers(
         publisher.abort()
         raise
     finally:
-        if rfm_cache is not None:
-            rfm_cache.unpersist()
+        for cached in (rfm_cache, stats_cache):
+            if cached is not None:
+                cached.unpersist()
     log.info("scored %d customers into %s", input_rows - dropped_rows, output)
     return manifest

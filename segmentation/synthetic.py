@@ -184,3 +184,54 @@ def generate_transactions(
         t.alias("invoice"),
         (sign * value).alias("amount"),
     )
+
+
+@dataclass(frozen=True)
+class PurchaseProcess:
+    """A known purchase process (BG/NBD with Gamma-Gamma spend), rates per day."""
+
+    r: float = 0.6
+    alpha: float = 25.0
+    a: float = 0.8
+    b: float = 3.0
+    p: float = 6.0  # Gamma-Gamma: spend per purchase ~ Gamma(p, nu), nu ~ Gamma(q, v)
+    q: float = 4.0
+    v: float = 15.0
+    days: int = 540  # the observed history
+    joining_days: int = 180  # customers make their first purchase within these first days
+
+
+def simulate_purchases(customers: int, process: PurchaseProcess = PurchaseProcess(), seed: int = 7,
+                       horizon: int = 0):
+    """Transactions (customer_id, date, amount) of ``customers`` drawn from ``process`` over its
+    ``days`` and, beside them, each customer's truth: their rate, whether they are alive at the
+    end of the history, and (with ``horizon``) the probability of a purchase in the next
+    ``horizon`` days given that truth. Drawn with numpy on the driver: for tests and benches."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(process.r, 1.0 / process.alpha, customers)
+    drop = rng.beta(process.a, process.b, customers)
+    nu = rng.gamma(process.q, 1.0 / process.v, customers)
+    t = rng.uniform(0, process.joining_days, customers)
+    ids, times = [np.arange(customers)], [t.copy()]
+    alive = np.ones(customers, dtype=bool)
+    active = np.arange(customers)
+    while len(active):  # purchases at the customer's rate; after each repeat one, gone with probability p
+        t[active] += rng.exponential(1.0 / rate[active])
+        active = active[t[active] < process.days]
+        ids.append(active)
+        times.append(t[active])
+        dies = rng.random(len(active)) < drop[active]
+        alive[active[dies]] = False
+        active = active[~dies]
+    customer = np.concatenate(ids)
+    day = np.floor(np.concatenate(times)).astype(int)
+    amount = np.round(rng.gamma(process.p, 1.0 / nu[customer]), 2) + 0.01
+    start = np.datetime64("2024-01-01")
+    transactions = pd.DataFrame({"customer_id": customer + 1, "date": start + day.astype("timedelta64[D]"),
+                                 "amount": amount})
+    truth = pd.DataFrame({"customer_id": np.arange(customers) + 1, "rate": rate, "alive": alive,
+                          "p_purchase": np.where(alive, 1 - np.exp(-rate * horizon), 0.0)})
+    return transactions, truth

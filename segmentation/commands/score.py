@@ -38,6 +38,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", default=None, help="YAML config: Spark properties, CSV options")
     parser.add_argument("--input-kind", choices=INPUT_KINDS,
                         help="transactions: build the RFM columns first (input.transactions.* set the columns)")
+    parser.add_argument("--prediction-model", metavar="PATH",
+                        help="transactions: the prediction_model/ of a segment run with --predict-days")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set input.transactions.order_col=invoice")
     return parser.parse_args(argv)
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     with job_session(config) as spark:
         try:
             manifest = score_customers(spark, args.model, input_cfg, args.output,
-                                       config.output.max_rows_per_file)
+                                       config.output.max_rows_per_file, args.prediction_model)
         except InputError as exc:
             return report_error(exc)
         except Exception:  # noqa: BLE001

@@ -49,6 +49,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--algorithm", choices=ALGORITHMS,
                         help="kmeans (default), bisecting (BisectingKMeans), gmm (GaussianMixture, K by BIC)")
+    parser.add_argument("--predict-days", type=int, metavar="H",
+                        help="transactions: predict each customer's next H days (90: a quarter)")
     parser.add_argument("--no-report", action="store_true", help="skip the plots")
     parser.add_argument("--previous", metavar="PATH|none",
                         help="the run whose segments this one carries on (default: the one at --output; "
@@ -82,6 +84,7 @@ def overrides(args: argparse.Namespace) -> dict:
         "k.fixed": args.k,
         "seed": args.seed,
         "algorithm": args.algorithm,
+        "predict.days": args.predict_days,
         "report.enabled": False if args.no_report else None,
         "mlflow.enabled": True if args.mlflow else None,
         "lineage.previous": args.previous,

@@ -1,0 +1,597 @@
+"""Stage 1c, predictions (``--predict-days H``, transactions input): what each customer does next.
+
+For every customer, as of the reference date, over the next H days: ``p_purchase`` (the
+probability of at least one purchase), ``expected_purchases`` (purchase days),
+``expected_spend`` and ``churn_risk`` (``high`` when ``p_purchase`` is below
+``predict.churn_high_below``, ``medium`` below ``predict.churn_medium_below``, else ``low``).
+
+A *purchase* is a day with at least one positive amount (as the field's models count
+repeat purchases: per period, here a day), and its spend is the sum of those amounts. Two
+models, and the backtest that chooses between them:
+
+- ``bgnbd``: BG/NBD for purchases with Gamma-Gamma for spend per purchase (Fader, Hardie
+  and Lee). Both are fitted by maximum likelihood with scipy on the driver, over the
+  per-customer sufficient statistics (repeat purchases x, recency t_x, age T, mean repeat
+  spend) of a bounded random sample of customers (``predict.fit_customers``, 200,000 by
+  default): four numbers a customer, 6.4 MB, and parameter estimates whose sampling error is
+  far below the model's own misfit. Applied on the executors (``mapInPandas``, scipy's
+  hyp2f1), so no customer row passes through the driver.
+- ``gbt``: spark.ml gradient-boosted trees on RFM features at several windows (purchase days
+  and spend in the last 30 to 365 days, recency, age, inter-purchase time, trend), trained on
+  the features as of H days before the reference date and labelled by what each customer
+  did in the last H days, then applied to the features as of the reference date: a
+  classifier for ``p_purchase`` and a regressor for ``expected_purchases``; spend per
+  purchase from Gamma-Gamma. It needs three horizons of history; with less, it is skipped and
+  the manifest says why.
+
+The backtest holds out the last H days: both models are fitted on what came before (gbt one
+horizon earlier still) and scored on the customers known at the cutoff, beside two naive
+baselines (``recency``: the most recent buyers first; ``past_rate``: each customer's own past
+rate of purchase days and spend). The chosen model wins at least two of: AUC of
+``p_purchase``, the share of held-out spend captured by the top 10% by ``expected_spend``,
+and the mean relative miss of total purchases and total spend (a tie goes to bgnbd). Rank
+measures come from a bounded sample (``predict.eval_customers``), totals from every customer.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from segmentation.errors import InputError
+from segmentation.rfm import AMOUNT, DATE
+from segmentation.sql import column
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ("p_purchase", "expected_purchases", "expected_spend", "churn_risk")
+MODELS = ("bgnbd", "gbt")
+BASELINES = ("recency", "past_rate")
+CHURN_BANDS = ("high", "medium", "low")
+GAIN_POINTS = 20  # the gain curve: the share of spend captured by the top 5%, 10%, ..., 100%
+DECILES = 10
+# What each customer-and-date view holds (``view_as_of``); GBT_FEATURES are the trees' inputs.
+GBT_FEATURES = ("x", "tx", "age", "recency", "days", "spend", "mean_spend", "gap",
+                "n30", "n90", "n180", "n365", "s90", "s365", "trend")
+WINDOWS = (30, 90, 180, 365)
+EVAL_SCHEMA = (
+    "model STRING, chosen BOOLEAN, cutoff DATE, horizon_days INT, customers LONG, "
+    "evaluated_customers LONG, auc DOUBLE, top_decile_spend_share DOUBLE, "
+    "predicted_purchases DOUBLE, actual_purchases DOUBLE, purchases_error DOUBLE, "
+    "predicted_spend DOUBLE, actual_spend DOUBLE, spend_error DOUBLE, "
+    "calibration_predicted ARRAY<DOUBLE>, calibration_actual ARRAY<DOUBLE>, gain ARRAY<DOUBLE>"
+)
+PARAMETERS = "parameters"
+
+
+@dataclass
+class PredictionModel:
+    """What scoring needs: the chosen model, its parameters, and for gbt the trees' folder."""
+
+    model: str
+    horizon_days: int
+    bgnbd: dict[str, float]
+    gamma_gamma: dict[str, float]
+    churn: tuple[float, float]
+    trees: dict[str, Any] = field(default_factory=dict)  # gbt: "classifier", "regressor" (fitted models)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "horizon_days": self.horizon_days, "bgnbd": self.bgnbd,
+                "gamma_gamma": self.gamma_gamma, "churn_high_below": self.churn[0],
+                "churn_medium_below": self.churn[1]}
+
+    def save(self, spark: SparkSession, path: str) -> None:
+        """``path/parameters`` (one JSON line, written by Spark: any file system) and, for gbt,
+        ``path/classifier`` and ``path/regressor`` (spark.ml models)."""
+        for name, tree in self.trees.items():
+            tree.write().save(f"{path}/{name}")
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        spark.createDataFrame([(text,)], "value STRING").coalesce(1).write.text(f"{path}/{PARAMETERS}")
+
+    @classmethod
+    def load(cls, spark: SparkSession, path: str) -> "PredictionModel":
+        data = json.loads(spark.read.text(f"{path}/{PARAMETERS}").first()[0])
+        trees = {}
+        if data["model"] == "gbt":
+            from pyspark.ml.classification import GBTClassificationModel
+            from pyspark.ml.regression import GBTRegressionModel
+
+            trees = {"classifier": GBTClassificationModel.load(f"{path}/classifier"),
+                     "regressor": GBTRegressionModel.load(f"{path}/regressor")}
+        return cls(data["model"], int(data["horizon_days"]), data["bgnbd"], data["gamma_gamma"],
+                   (data["churn_high_below"], data["churn_medium_below"]), trees)
+
+
+@dataclass
+class Predictions:
+    customers: DataFrame  # the id and PREDICTION_COLUMNS, one row per customer with a purchase
+    evaluation: list[dict[str, Any]]  # the predictions_eval rows
+    facts: dict[str, Any]  # the manifest's "predictions"
+    model: PredictionModel
+    cache: DataFrame  # the per-customer statistics behind them; the caller unpersists it
+
+
+def predict_with_saved(purchases: DataFrame, id_col: str, reference: datetime.date, path: str,
+                       spark: SparkSession) -> tuple[DataFrame, DataFrame]:
+    """The saved model at ``path`` (a run's ``prediction_model/``) applied as of ``reference``: the
+    id and PREDICTION_COLUMNS per customer, and the cache behind them (the caller unpersists it)."""
+    try:
+        model = PredictionModel.load(spark, path)
+    except Exception as exc:  # noqa: BLE001 - any load failure means no usable model there
+        from segmentation.errors import first_line
+
+        raise InputError(f"cannot load a prediction model from {path}: {first_line(exc)}") from None
+    stats = customer_stats(purchases, id_col, {"ref": reference}, model.horizon_days).cache()
+    return apply_model(view_as_of(stats, "ref", with_actuals=False), model, id_col), stats
+
+
+# --- the stage -----------------------------------------------------------------------------
+
+
+def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, reference: datetime.date,
+                      cfg, seed: int) -> Predictions:
+    """Predictions for every customer with a purchase in ``purchases`` (``rfm.purchases``)."""
+    horizon = cfg.days
+    cutoff = reference - datetime.timedelta(days=horizon)
+    train_cutoff = cutoff - datetime.timedelta(days=horizon)
+    dates = {"ref": reference, "cut": cutoff, "train": train_cutoff}
+    stats = customer_stats(purchases, id_col, dates, horizon).cache()
+    summary = stats.agg(
+        F.count(F.lit(1)).alias("customers"),
+        F.min("first").alias("first"),
+        F.count(F.when(F.col("days_ref") > 1, 1)).alias("repeaters"),
+        F.count(F.when(F.col("days_cut") > 0, 1)).alias("known_cut"),
+        F.count(F.when(F.col("days_train") > 0, 1)).alias("known_train"),
+        F.count(F.when(F.col("y_count_train") > 0, 1)).alias("active_train"),
+    ).first()
+    try:
+        span = _check_history(summary, horizon, reference)
+    except InputError:
+        stats.unpersist()
+        raise
+    facts: dict[str, Any] = {
+        "horizon_days": horizon, "reference_date": reference.isoformat(), "cutoff": cutoff.isoformat(),
+        "history_days": span, "customers": int(summary["customers"]),
+        "customers_at_cutoff": int(summary["known_cut"]),
+    }
+
+    # The backtest: fitted on what came before the cutoff, scored on the held-out H days.
+    backtest = view_as_of(stats, "cut", with_actuals=True)
+    bg_cut = fit_bgnbd(_fit_sample(backtest, int(summary["known_cut"]), cfg.fit_customers, seed))
+    scored = with_bgnbd(backtest, bg_cut, horizon, "bgnbd_")
+    scored = with_baselines(scored, horizon)
+    supervised = _supervised_reason(span, horizon, summary, cfg)
+    trees_cut = None
+    if supervised is None:
+        train = view_as_of(stats, "train", with_actuals=True)
+        trees_cut = fit_trees(_fit_sample(train, int(summary["known_train"]), cfg.fit_customers, seed), seed,
+                              cfg.gbt_iterations)
+        scored = with_trees(scored, trees_cut, bg_cut["gamma_gamma"], "gbt_")
+    facts["supervised"] = "used" if supervised is None else f"skipped: {supervised}"
+    models = [m for m in MODELS if m != "gbt" or supervised is None]
+    evaluation = evaluate(scored, models, cutoff, horizon, int(summary["known_cut"]), cfg.eval_customers, seed)
+    chosen, decided_by = choose_model(evaluation, cfg.model)
+    for row in evaluation:
+        row["chosen"] = row["model"] == chosen
+    facts.update({"model": chosen, "decided_by": decided_by})
+
+    # The predictions: the chosen model fitted on all the history, applied as of the reference date.
+    now = view_as_of(stats, "ref", with_actuals=False)
+    bg_ref = fit_bgnbd(_fit_sample(now, int(summary["customers"]), cfg.fit_customers, seed))
+    trees: dict[str, Any] = {}
+    if chosen == "gbt":
+        train = view_as_of(stats, "cut", with_actuals=True)  # features at the cutoff, labelled by the last H days
+        trees = fit_trees(_fit_sample(train, int(summary["known_cut"]), cfg.fit_customers, seed), seed,
+                          cfg.gbt_iterations)
+    model = PredictionModel(chosen, horizon, bg_ref["bgnbd"], bg_ref["gamma_gamma"],
+                            (cfg.churn_high_below, cfg.churn_medium_below), trees)
+    facts["parameters"] = {"bgnbd": bg_ref["bgnbd"], "gamma_gamma": bg_ref["gamma_gamma"]}
+    facts["backtest"] = [{k: v for k, v in row.items() if not isinstance(v, list)} for row in evaluation]
+    customers = apply_model(now, model, id_col)
+    log.info("predictions: %s chosen (%s); %d customers", chosen, decided_by, summary["customers"])
+    return Predictions(customers, evaluation, facts, model, stats)
+
+
+def apply_model(view: DataFrame, model: PredictionModel, id_col: str) -> DataFrame:
+    """The id and PREDICTION_COLUMNS for every customer of a ``view_as_of`` as of its date."""
+    fitted = {"bgnbd": model.bgnbd, "gamma_gamma": model.gamma_gamma}
+    if model.model == "gbt":
+        scored = with_trees(view, model.trees, model.gamma_gamma, "m_")
+    else:
+        scored = with_bgnbd(view, fitted, model.horizon_days, "m_")
+    p = F.col("m_p")
+    high, medium = model.churn
+    risk = F.when(p < high, "high").when(p < medium, "medium").otherwise("low")
+    return scored.select(
+        column(id_col),
+        p.alias("p_purchase"),
+        F.col("m_n").alias("expected_purchases"),
+        F.col("m_s").alias("expected_spend"),
+        risk.alias("churn_risk"),
+    )
+
+
+def customer_stats(purchases: DataFrame, id_col: str, dates: dict[str, datetime.date], horizon: int) -> DataFrame:
+    """One row per customer: purchase-day statistics as of each of ``dates`` (days before it) and,
+    for each date but the last, what the customer did in the H days from it (``y_count_TAG``,
+    ``y_spend_TAG``). Two aggregations: per customer and day, then per customer."""
+    days = purchases.groupBy(column(id_col), F.col(DATE).alias("day")).agg(F.sum(AMOUNT).alias("amount"))
+    day, amount = F.col("day"), F.col("amount")
+    aggregates: list[Column] = [
+        F.min(day).alias("first"),
+        F.min_by(amount, day).alias("first_amount"),
+    ]
+    for tag, as_of in dates.items():
+        before = day < F.lit(as_of)
+        aggregates += [
+            F.max(F.when(before, day)).alias(f"last_{tag}"),
+            F.count(F.when(before, 1)).alias(f"days_{tag}"),
+            F.coalesce(F.sum(F.when(before, amount)), F.lit(0.0)).alias(f"spend_{tag}"),
+            F.count(F.when(_within(day, as_of, -180, -90), 1)).alias(f"n_prev90_{tag}"),
+        ]
+        for w in WINDOWS:
+            aggregates.append(F.count(F.when(_within(day, as_of, -w, 0), 1)).alias(f"n{w}_{tag}"))
+        for w in (90, 365):
+            aggregates.append(
+                F.coalesce(F.sum(F.when(_within(day, as_of, -w, 0), amount)), F.lit(0.0)).alias(f"s{w}_{tag}"))
+        if tag != "ref":
+            ahead = _within(day, as_of, 0, horizon)
+            aggregates += [
+                F.count(F.when(ahead, 1)).alias(f"y_count_{tag}"),
+                F.coalesce(F.sum(F.when(ahead, amount)), F.lit(0.0)).alias(f"y_spend_{tag}"),
+            ]
+    stats = days.groupBy(column(id_col)).agg(*aggregates)
+    return stats.withColumns({f"asof_{tag}": F.lit(as_of) for tag, as_of in dates.items()})
+
+
+def _within(day: Column, as_of: datetime.date, start: int, end: int) -> Column:
+    return (day >= F.date_add(F.lit(as_of), start)) & (day < F.date_add(F.lit(as_of), end))
+
+
+def view_as_of(stats: DataFrame, tag: str, with_actuals: bool) -> DataFrame:
+    """The customers known as of ``tag``'s date, with the model inputs under plain names."""
+    days = F.col(f"days_{tag}")
+    x = days - 1
+    tx = F.datediff(F.col(f"last_{tag}"), F.col("first"))
+    age = F.datediff(F.col(f"asof_{tag}"), F.col("first"))
+    spend = F.col(f"spend_{tag}")
+    columns = {
+        "x": x.cast("double"),
+        "tx": tx.cast("double"),
+        "age": age.cast("double"),
+        "recency": F.datediff(F.col(f"asof_{tag}"), F.col(f"last_{tag}")).cast("double"),
+        "days": days.cast("double"),
+        "spend": spend,
+        "mean_spend": spend / days,
+        # Mean repeat spend (Gamma-Gamma's m), 0 without a repeat purchase.
+        "m": F.when(x > 0, (spend - F.col("first_amount")) / x).otherwise(F.lit(0.0)),
+        "gap": F.when(x > 0, tx / x).otherwise(age).cast("double"),
+        **{f"n{w}": F.col(f"n{w}_{tag}").cast("double") for w in WINDOWS},
+        "s90": F.col(f"s90_{tag}"),
+        "s365": F.col(f"s365_{tag}"),
+        "trend": (F.col(f"n90_{tag}") + 1) / (F.col(f"n_prev90_{tag}") + 1),
+    }
+    if with_actuals:
+        columns["actual_purchases"] = F.col(f"y_count_{tag}").cast("double")
+        columns["actual_spend"] = F.col(f"y_spend_{tag}")
+    id_col = stats.columns[0]
+    return stats.where(days > 0).select(column(id_col), *[c.alias(n) for n, c in columns.items()])
+
+
+def _check_history(summary, horizon: int, reference: datetime.date) -> int:
+    if not summary["customers"]:
+        raise InputError("no purchases to predict from: every amount is zero or negative")
+    span = (reference - summary["first"]).days
+    if 2 * horizon > span:
+        raise InputError(
+            f"--predict-days {horizon} is longer than half the history: the purchases span {span} days "
+            f"up to the reference date, so the horizon can be at most {span // 2} days"
+        )
+    if not summary["repeaters"]:
+        raise InputError(
+            "no customer has bought on more than one day: predictions need repeat purchases to learn from"
+        )
+    return span
+
+
+def _supervised_reason(span: int, horizon: int, summary, cfg) -> Optional[str]:
+    if cfg.model == "bgnbd":
+        return "predict.model is bgnbd"
+    if span < 3 * horizon:
+        return (f"the history ({span} days) is shorter than three horizons ({3 * horizon} days), "
+                "which the supervised model's shifted window needs")
+    if summary["known_train"] < 50 or summary["active_train"] < 10:
+        return (f"{summary['known_train']} customers before the training cutoff, {summary['active_train']} "
+                "of them active after it: too few to train on")
+    return None
+
+
+def _fit_sample(view: DataFrame, rows: int, bound: int, seed: int) -> DataFrame:
+    return view if rows <= bound else view.sample(fraction=min(1.0, 1.05 * bound / rows), seed=seed).limit(bound)
+
+
+# --- BG/NBD and Gamma-Gamma ------------------------------------------------------------------
+
+
+def fit_bgnbd(rows: DataFrame) -> dict[str, dict[str, float]]:
+    """BG/NBD's r, alpha, a, b and Gamma-Gamma's p, q, v, by maximum likelihood (scipy) on the driver."""
+    stats = rows.select("x", "tx", "age", "m").toPandas()
+    x, tx, age, m = (stats[c].to_numpy(dtype=float) for c in ("x", "tx", "age", "m"))
+    return {"bgnbd": bgnbd_parameters(x, tx, age), "gamma_gamma": gamma_gamma_parameters(x, m)}
+
+
+def bgnbd_parameters(x: np.ndarray, tx: np.ndarray, age: np.ndarray) -> dict[str, float]:
+    from scipy.optimize import minimize
+
+    keys, weights = np.unique(np.stack([x, tx, age]), axis=1, return_counts=True)
+    x, tx, age = keys
+    scale = max(float(age.max()), 1.0) / 10  # fitted in units of age/10 days: a well-scaled alpha
+
+    def loss(log_params: np.ndarray) -> float:
+        return -float(np.dot(weights, bgnbd_loglik(np.exp(log_params), x, tx / scale, age / scale))) / weights.sum()
+
+    bounds = [(-10, 10)] * 4
+    best = min((minimize(loss, start, method="L-BFGS-B", bounds=bounds)
+                for start in (np.array([0.0, 0.0, 0.1, 0.0]), np.array([-1.0, 1.0, 1.0, 1.0]))),
+               key=lambda result: result.fun)
+    r, alpha, a, b = np.exp(best.x)
+    if abs(a - 1) < 1e-6:  # the conditional expectation divides by a - 1 (its limit is finite)
+        a = 1 + 1e-6
+    return {"r": float(r), "alpha": float(alpha * scale), "a": float(a), "b": float(b)}
+
+
+def bgnbd_loglik(params, x, tx, age):
+    """Each customer's BG/NBD log-likelihood (Fader, Hardie and Lee 2005, equation 6)."""
+    from scipy.special import gammaln
+
+    r, alpha, a, b = params
+    common = (gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+              + gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x))
+    alive = -(r + x) * np.log(alpha + age)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dropped = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + tx),
+                           -np.inf)
+    return common + np.logaddexp(alive, dropped)
+
+
+def gamma_gamma_parameters(x: np.ndarray, m: np.ndarray) -> dict[str, float]:
+    from scipy.optimize import minimize
+    from scipy.special import gammaln
+
+    keep = (x > 0) & (m > 0)
+    x, m = x[keep], m[keep]
+    if len(x) < 2:
+        raise InputError("no customer has bought on more than one day: predictions need repeat purchases")
+    scale = float(np.median(m))  # spend fitted in units of its median
+
+    def loss(log_params: np.ndarray) -> float:
+        p, q, v = np.exp(log_params)
+        mm = m / scale
+        ll = (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(v) + (p * x - 1) * np.log(mm)
+              + p * x * np.log(x) - (p * x + q) * np.log(x * mm + v))
+        return -float(ll.mean())
+
+    bounds = [(-10, 10), (math.log(1.0001), 10), (-10, 10)]  # q > 1: a finite mean spend
+    best = minimize(loss, np.array([0.0, 0.5, 0.0]), method="L-BFGS-B", bounds=bounds)
+    p, q, v = np.exp(best.x)
+    return {"p": float(p), "q": float(q), "v": float(v * scale)}
+
+
+def bgnbd_expectations(params: dict[str, float], x, tx, age, horizon: float):
+    """(P(alive), P(at least one purchase in the horizon), E[purchases in the horizon]) per customer."""
+    from scipy.special import hyp2f1
+
+    r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        ratio = np.where(x > 0, (a / np.maximum(b + x - 1, 1e-300)) * ((alpha + age) / (alpha + tx)) ** (r + x), 0.0)
+        p_alive = 1.0 / (1.0 + ratio)
+        stay = ((alpha + age) / (alpha + age + horizon)) ** (r + x)
+        p_any = p_alive * (1.0 - stay)
+        z = horizon / (alpha + age + horizon)
+        c = a + b + x - 1
+        hyp = hyp2f1(r + x, b + x, c, z)
+        # Where the series overflows, Euler's transformation of the same function.
+        euler = hyp2f1(c - r - x, c - b - x, c, z) * (1 - z) ** (c - r - x - b - x)
+        hyp = np.where(np.isfinite(hyp), hyp, euler)
+        expected = (c / (a - 1)) * (1.0 - hyp * stay) / (1.0 + ratio)
+    return p_alive, np.clip(p_any, 0.0, 1.0), np.maximum(np.nan_to_num(expected), 0.0)
+
+
+def gamma_gamma_mean(params: dict[str, float], x: Column, m: Column) -> Column:
+    """E[spend per purchase | x repeat purchases of mean m]; the population mean for x = 0."""
+    p, q, v = (F.lit(params[k]) for k in ("p", "q", "v"))
+    return F.when(x > 0, p * (v + x * m) / (p * x + q - 1)).otherwise(p * v / (q - 1))
+
+
+def with_bgnbd(view: DataFrame, fitted: dict[str, dict[str, float]], horizon: int, prefix: str) -> DataFrame:
+    """``view`` with PREFIXp, PREFIXn, PREFIXs (p_purchase, purchases, spend), on the executors."""
+    params = fitted["bgnbd"]
+    names = [f"{prefix}p", f"{prefix}n"]
+
+    def expect(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            _, p_any, expected = bgnbd_expectations(
+                params, batch["x"].to_numpy(float), batch["tx"].to_numpy(float), batch["age"].to_numpy(float), horizon)
+            yield batch.assign(**{names[0]: p_any, names[1]: expected})
+
+    schema = T.StructType(view.schema.fields + [T.StructField(n, T.DoubleType()) for n in names])
+    scored = view.mapInPandas(expect, schema)
+    return scored.withColumn(f"{prefix}s", F.col(names[1]) * gamma_gamma_mean(fitted["gamma_gamma"], F.col("x"),
+                                                                               F.col("m")))
+
+
+def with_baselines(view: DataFrame, horizon: int) -> DataFrame:
+    """The naive baselines: ``recency_`` (a rank score only) and ``past_rate_`` (own past rate)."""
+    rate = F.col("days") / F.greatest(F.col("age"), F.lit(1.0))  # purchase days per day known
+    expected = rate * horizon
+    return view.withColumns({
+        "recency_p": -F.col("recency"),
+        "recency_s": -F.col("recency"),
+        "past_rate_p": 1 - F.exp(-expected),
+        "past_rate_n": expected,
+        "past_rate_s": expected * F.col("mean_spend"),
+    })
+
+
+# --- gradient-boosted trees ------------------------------------------------------------------
+
+
+def fit_trees(rows: DataFrame, seed: int, iterations: int) -> dict[str, Any]:
+    from pyspark.ml.classification import GBTClassifier
+    from pyspark.ml.regression import GBTRegressor
+
+    train = _assembled(rows.withColumn("label_any", (F.col("actual_purchases") > 0).cast("double"))).cache()
+    try:
+        common = dict(featuresCol="__features", maxDepth=4, maxIter=iterations, stepSize=0.1, seed=seed,
+                      subsamplingRate=0.8)
+        classifier = GBTClassifier(labelCol="label_any", **common).fit(train)
+        regressor = GBTRegressor(labelCol="actual_purchases", **common).fit(train)
+    finally:
+        train.unpersist()
+    return {"classifier": classifier, "regressor": regressor}
+
+
+def _assembled(view: DataFrame) -> DataFrame:
+    from pyspark.ml.feature import VectorAssembler
+
+    return VectorAssembler(inputCols=list(GBT_FEATURES), outputCol="__features").transform(view)
+
+
+def with_trees(view: DataFrame, trees: dict[str, Any], gamma_gamma: dict[str, float], prefix: str) -> DataFrame:
+    from pyspark.ml.functions import vector_to_array
+
+    classifier = trees["classifier"].copy({trees["classifier"].probabilityCol: "__probability",
+                                           trees["classifier"].predictionCol: "__class",
+                                           trees["classifier"].rawPredictionCol: "__raw"})
+    regressor = trees["regressor"].copy({trees["regressor"].predictionCol: "__count"})
+    scored = regressor.transform(classifier.transform(_assembled(view)))
+    p = vector_to_array(F.col("__probability"))[1]
+    n = F.greatest(F.col("__count"), p)  # at least the chance of one purchase
+    return scored.withColumns({
+        f"{prefix}p": p,
+        f"{prefix}n": n,
+        f"{prefix}s": n * gamma_gamma_mean(gamma_gamma, F.col("x"), F.col("m")),
+    }).drop("__features", "__probability", "__class", "__raw", "__count")
+
+
+# --- the backtest ----------------------------------------------------------------------------
+
+
+def evaluate(scored: DataFrame, models: list[str], cutoff: datetime.date, horizon: int, customers: int,
+             bound: int, seed: int) -> list[dict[str, Any]]:
+    """One predictions_eval row per model and baseline."""
+    names = [*models, *BASELINES]
+    totals = scored.agg(
+        F.sum("actual_purchases").alias("actual_purchases"),
+        F.sum("actual_spend").alias("actual_spend"),
+        *[F.sum(f"{m}_n").alias(f"{m}_n") for m in names if m != "recency"],
+        *[F.sum(f"{m}_s").alias(f"{m}_s") for m in names if m != "recency"],
+    ).first().asDict()
+    fraction = min(1.0, 1.05 * bound / max(customers, 1))
+    sample = scored.sample(fraction=fraction, seed=seed) if fraction < 1 else scored
+    columns = ["actual_purchases", "actual_spend", *[f"{m}_{s}" for m in names for s in ("p", "s")]]
+    local = sample.select(*columns).limit(bound).toPandas()
+    actual_any = (local["actual_purchases"].to_numpy() > 0).astype(float)
+    actual_spend = local["actual_spend"].to_numpy(dtype=float)
+    rows = []
+    for m in names:
+        p = local[f"{m}_p"].to_numpy(dtype=float)
+        s = local[f"{m}_s"].to_numpy(dtype=float)
+        predicted_n = totals.get(f"{m}_n")
+        predicted_s = totals.get(f"{m}_s")
+        calibrated = m != "recency"
+        cal_p, cal_a = calibration(p, actual_any) if calibrated else (None, None)
+        rows.append({
+            "model": m,
+            "chosen": False,
+            "cutoff": cutoff,
+            "horizon_days": horizon,
+            "customers": customers,
+            "evaluated_customers": len(local),
+            "auc": auc(p, actual_any),
+            "top_decile_spend_share": gain(s, actual_spend, 10)[0] if len(local) else None,
+            "predicted_purchases": predicted_n,
+            "actual_purchases": float(totals["actual_purchases"]),
+            "purchases_error": _relative(predicted_n, totals["actual_purchases"]),
+            "predicted_spend": predicted_s,
+            "actual_spend": float(totals["actual_spend"]),
+            "spend_error": _relative(predicted_s, totals["actual_spend"]),
+            "calibration_predicted": cal_p,
+            "calibration_actual": cal_a,
+            "gain": gain(s, actual_spend, GAIN_POINTS) if len(local) else None,
+        })
+    return rows
+
+
+def _relative(predicted: Optional[float], actual: float) -> Optional[float]:
+    if predicted is None or not actual:
+        return None
+    return float(predicted / actual - 1.0)
+
+
+def auc(score: np.ndarray, positive: np.ndarray) -> Optional[float]:
+    """The area under the ROC curve, ties counted half (Mann-Whitney); None with one class only."""
+    from scipy.stats import rankdata
+
+    n_pos = float(positive.sum())
+    n_neg = float(len(positive) - n_pos)
+    if not n_pos or not n_neg:
+        return None
+    ranks = rankdata(score)
+    return float((ranks[positive > 0].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def gain(score: np.ndarray, spend: np.ndarray, points: int) -> list[float]:
+    """The share of total spend by the top 1/points, 2/points, ... of customers by score."""
+    total = float(spend.sum())
+    order = np.argsort(-score, kind="stable")
+    cumulative = np.cumsum(spend[order])
+    n = len(score)
+    return [float(cumulative[max(math.ceil(n * i / points), 1) - 1] / total) if total else 0.0
+            for i in range(1, points + 1)]
+
+
+def calibration(p: np.ndarray, actual: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per decile of the predicted probability: (mean predicted, share that bought)."""
+    order = np.argsort(p, kind="stable")
+    groups = [g for g in np.array_split(order, DECILES) if len(g)]
+    return [float(p[g].mean()) for g in groups], [float(actual[g].mean()) for g in groups]
+
+
+def choose_model(evaluation: list[dict[str, Any]], forced: str) -> tuple[str, str]:
+    """The model that wins at least two of AUC, top-decile capture and total error (ties: bgnbd)."""
+    rows = {r["model"]: r for r in evaluation if r["model"] in MODELS}
+    if forced != "auto":
+        return forced, f"predict.model is {forced}"
+    if len(rows) == 1:
+        return "bgnbd", "the only model the history allows"
+
+    def miss(row) -> float:
+        errors = [abs(row[k]) for k in ("purchases_error", "spend_error") if row[k] is not None]
+        return sum(errors) / len(errors) if errors else math.inf
+
+    criteria = {
+        "AUC": lambda r: r["auc"] if r["auc"] is not None else -math.inf,
+        "top-decile spend share": lambda r: r["top_decile_spend_share"] or -math.inf,
+        "total error": lambda r: -miss(r),
+    }
+    wins = {m: [] for m in rows}
+    for name, value in criteria.items():
+        best = max(rows, key=lambda m: (value(rows[m]), m == "bgnbd"))
+        wins[best].append(name)
+    chosen = max(rows, key=lambda m: (len(wins[m]), m == "bgnbd"))
+    return chosen, f"backtest: best on {', '.join(wins[chosen])}"
+
+
+def evaluation_frame(spark: SparkSession, evaluation: list[dict[str, Any]]) -> DataFrame:
+    return spark.createDataFrame(evaluation, schema=EVAL_SCHEMA)

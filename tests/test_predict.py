@@ -1,0 +1,227 @@
+"""Predictions (--predict-days): the models against a purchase process whose truth is known, the
+job's published columns and tables, and the bad inputs that stop a run before it publishes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from conftest import run_segment
+from segmentation.synthetic import PurchaseProcess, simulate_purchases
+
+PROCESS = PurchaseProcess(r=0.6, alpha=25.0, a=0.8, b=3.0, days=630)
+HISTORY = 540  # days given to the models; the simulation runs 90 more, to see what happened
+START = datetime.date(2024, 1, 1)
+REFERENCE = START + datetime.timedelta(days=HISTORY)
+FAST = ["--set", "predict.gbt_iterations=8", "--k-max", "4", "--previous", "none"]
+
+
+def _write(frame: pd.DataFrame, path) -> str:
+    os.makedirs(path, exist_ok=True)
+    frame.to_csv(os.path.join(path, "part.csv"), index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    """8,000 customers of a known BG/NBD process: the first 540 days as input, the next 90 as truth."""
+    tx, _ = simulate_purchases(8000, PROCESS, seed=3)
+    cut = pd.Timestamp(REFERENCE)
+    history, future = tx[tx["date"] < cut], tx[tx["date"] >= cut]
+    days = future.assign(day=future["date"].dt.date).drop_duplicates(["customer_id", "day"])
+    actual = days.groupby("customer_id").size().rename("actual_purchases")
+    return history, actual
+
+
+@pytest.fixture(scope="module")
+def predicted(spark, simulated):
+    from segmentation.config import PredictConfig
+    from segmentation.predict import predict_customers
+
+    history, actual = simulated
+    purchases = spark.createDataFrame(history).select(
+        "customer_id", F.col("date").cast("date").alias("__date"), F.col("amount").alias("__amount"))
+    cfg = PredictConfig(days=90, gbt_iterations=8)
+    result = predict_customers(spark, purchases, "customer_id", REFERENCE, cfg, seed=42)
+    customers = result.customers.toPandas().set_index("customer_id")
+    customers["actual_purchases"] = actual.reindex(customers.index).fillna(0)
+    yield result, customers
+    result.cache.unpersist()
+
+
+def test_bgnbd_recovers_the_known_process(predicted):
+    result, _ = predicted
+    fitted = result.facts["parameters"]["bgnbd"]
+    # 8,000 customers: each parameter within 35% of the truth (their standard errors are ~10-20%),
+    # and the mean dropout probability a / (a + b) within 15%.
+    for key in ("r", "alpha", "a", "b"):
+        assert fitted[key] == pytest.approx(getattr(PROCESS, key), rel=0.35), (key, fitted)
+    truth = PROCESS.a / (PROCESS.a + PROCESS.b)
+    assert fitted["a"] / (fitted["a"] + fitted["b"]) == pytest.approx(truth, rel=0.15)
+    spend = result.facts["parameters"]["gamma_gamma"]
+    mean_spend = PROCESS.p * PROCESS.v / (PROCESS.q - 1)  # the population's mean spend per purchase
+    assert spend["p"] * spend["v"] / (spend["q"] - 1) == pytest.approx(mean_spend, rel=0.1)
+
+
+def test_predictions_match_what_happened_next(predicted):
+    from segmentation.predict import auc
+
+    _, customers = predicted
+    happened = (customers["actual_purchases"] > 0).to_numpy(float)
+    assert auc(customers["p_purchase"].to_numpy(), happened) > 0.8
+    # Totals of the next 90 days within 10% of what the process did (purchase days).
+    assert customers["expected_purchases"].sum() == pytest.approx(customers["actual_purchases"].sum(), rel=0.1)
+    assert customers["p_purchase"].sum() == pytest.approx(happened.sum(), rel=0.1)
+    assert (customers["expected_purchases"] >= customers["p_purchase"] - 1e-9).all()
+    assert set(customers["churn_risk"]) <= {"high", "medium", "low"}
+    high = customers[customers["churn_risk"] == "high"]
+    assert (high["p_purchase"] < 0.2).all() and len(high) > 0
+
+
+def test_backtest_scores_models_beside_baselines(predicted):
+    result, _ = predicted
+    rows = {row["model"]: row for row in result.evaluation}
+    assert set(rows) == {"bgnbd", "gbt", "recency", "past_rate"}
+    assert sum(row["chosen"] for row in rows.values()) == 1
+    assert rows[result.facts["model"]]["chosen"]
+    assert result.facts["supervised"] == "used"
+    for name in ("bgnbd", "gbt"):
+        row = rows[name]
+        assert row["auc"] > rows["past_rate"]["auc"]
+        assert row["top_decile_spend_share"] > rows["past_rate"]["top_decile_spend_share"]
+        assert abs(row["purchases_error"]) < abs(rows["past_rate"]["purchases_error"])
+        assert len(row["calibration_predicted"]) == 10 and len(row["gain"]) == 20
+        assert row["gain"][-1] == pytest.approx(1.0)
+    # The known process is BG/NBD's own: its calibration by decile is close.
+    bg = rows["bgnbd"]
+    assert np.abs(np.array(bg["calibration_predicted"]) - np.array(bg["calibration_actual"])).max() < 0.1
+
+
+def test_expectations_agree_with_their_limits():
+    from segmentation.predict import bgnbd_expectations
+
+    params = {"r": 0.6, "alpha": 25.0, "a": 0.8, "b": 3.0}
+    x, tx, age = np.array([0.0, 1, 4, 10]), np.array([0.0, 30, 200, 380]), np.array([100.0, 200, 400, 400])
+    alive, p_any, expected = bgnbd_expectations(params, x, tx, age, 0.01)
+    # Over a very short horizon: P(alive) x E[rate | alive] x t, and P(any) the same.
+    rate = (params["r"] + x) / (params["alpha"] + age)
+    assert expected == pytest.approx(alive * rate * 0.01, rel=1e-3)
+    assert p_any == pytest.approx(expected, rel=1e-3)
+    _, p_long, e_long = bgnbd_expectations(params, x, tx, age, 365.0)
+    assert (e_long >= p_long).all() and (p_long <= alive).all() and alive[0] == 1.0
+
+
+def _transactions(tmp_path, customers=1500, days=630, seed=5):
+    tx, _ = simulate_purchases(customers, PurchaseProcess(days=days), seed=seed)
+    return _write(tx.assign(date=tx["date"].dt.strftime("%Y-%m-%d")), tmp_path / "tx")
+
+
+def _segment(inputs: str, output: str, *extra: str) -> tuple[int, str]:
+    return run_segment(["--input", inputs, "--input-format", "csv", "--input-kind", "transactions",
+                        "--output", output, *FAST, *extra])
+
+
+def test_the_job_publishes_predictions_with_the_segments(spark, tmp_path):
+    from segmentation.predict import PredictionModel, apply_model
+
+    inputs = _transactions(tmp_path)
+    output = str(tmp_path / "out")
+    code, err = _segment(inputs, output, "--predict-days", "90")  # with the report
+    assert code == 0, err
+    assert os.path.getsize(f"{output}/report/predictions.png") > 10_000
+    with open(f"{output}/report/report.html", encoding="utf-8") as handle:
+        page = handle.read()
+    assert "Next 90 days" in page and "expected revenue, next 90 days" in page
+    labels = pd.read_parquet(f"{output}/labels")
+    for column in ("p_purchase", "expected_purchases", "expected_spend", "churn_risk"):
+        assert labels[column].notna().all(), column
+    assert labels["p_purchase"].between(0, 1).all()
+    profiles = pd.read_parquet(f"{output}/profiles").set_index("segment")
+    by_segment = labels.groupby("segment", observed=True)[["p_purchase", "expected_spend"]].sum()
+    assert profiles["expected_active_customers"].to_numpy() == pytest.approx(by_segment["p_purchase"].to_numpy())
+    assert profiles["expected_revenue"].to_numpy() == pytest.approx(by_segment["expected_spend"].to_numpy())
+    evaluation = pd.read_parquet(f"{output}/predictions_eval")
+    assert sorted(evaluation["model"]) == ["bgnbd", "gbt", "past_rate", "recency"]
+    assert evaluation["chosen"].sum() == 1
+    with open(f"{output}/manifest.json", encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    assert manifest["schema_version"] == 6
+    facts = manifest["predictions"]
+    assert facts["model"] == evaluation.loc[evaluation["chosen"], "model"].item()
+    assert facts["horizon_days"] == 90 and facts["customers"] == len(labels)
+    assert {"predictions_eval", "prediction_model"} <= set(manifest["outputs"])
+    # The saved model gives the published predictions again.
+    model = PredictionModel.load(spark, f"{output}/prediction_model")
+    assert model.model == facts["model"] and model.horizon_days == 90
+    assert model.bgnbd == facts["parameters"]["bgnbd"]
+    # The score job applies it to transactions: on the same ones, the same predictions.
+    from segmentation.config import load_config
+    from segmentation.score import score_customers
+
+    cfg = load_config(None, {"input.kind": "transactions", "input.path": inputs, "input.format": "csv"}).input
+    scored = str(tmp_path / "scored")
+    manifest = score_customers(spark, f"{output}/model", cfg, scored, prediction_model=f"{output}/prediction_model")
+    assert manifest["prediction_model"] == f"{output}/prediction_model"
+    again = pd.read_parquet(f"{scored}/labels").set_index("customer_id").sort_index()
+    published = labels.set_index("customer_id").sort_index()
+    for column in ("p_purchase", "expected_purchases", "expected_spend"):
+        assert again[column].to_numpy() == pytest.approx(published[column].to_numpy(), rel=1e-6), column
+    assert (again["churn_risk"] == published["churn_risk"]).all()
+
+
+def test_short_history_uses_the_probabilistic_model(tmp_path):
+    inputs = _transactions(tmp_path, customers=800, days=250)  # 2H <= history < 3H
+    output = str(tmp_path / "out")
+    code, err = _segment(inputs, output, "--predict-days", "90", "--no-report")
+    assert code == 0, err
+    with open(f"{output}/manifest.json", encoding="utf-8") as handle:
+        facts = json.load(handle)["predictions"]
+    assert facts["model"] == "bgnbd"
+    assert facts["supervised"].startswith("skipped: the history")
+    assert sorted(pd.read_parquet(f"{output}/predictions_eval")["model"]) == ["bgnbd", "past_rate", "recency"]
+
+
+def _error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("long_horizon", "longer than half the history"),
+    ("no_repeats", "more than one day"),
+    ("not_positive", "zero or negative"),
+])
+def test_bad_transactions_stop_before_publishing(tmp_path, case, expected):
+    days = pd.date_range("2024-01-01", periods=400, freq="D").strftime("%Y-%m-%d")
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"customer_id": rng.integers(1, 300, 3000), "date": rng.choice(days, 3000),
+                          "amount": rng.uniform(5, 50, 3000).round(2)})
+    args = ["--predict-days", "90"]
+    if case == "long_horizon":
+        args = ["--predict-days", "250"]
+    elif case == "no_repeats":
+        frame = frame.drop_duplicates("customer_id")
+        frame = pd.concat([frame, frame.assign(date="2024-01-01", amount=-1.0)])  # returns do not repeat
+    else:
+        frame = frame.assign(amount=-frame["amount"])
+    inputs = _write(frame, tmp_path / "tx")
+    output = tmp_path / "out"
+    code, err = _segment(inputs, str(output), *args, "--no-report")
+    assert code == 2, err
+    assert expected in _error_line(err)
+    assert not output.exists()
+
+
+def test_predictions_need_transactions(tmp_path, customers_path):
+    output = tmp_path / "out"
+    code, err = run_segment(["--input", customers_path, "--output", str(output), "--predict-days", "90"])
+    assert code == 2
+    assert "predictions need transactions" in _error_line(err)
+    assert not output.exists()
