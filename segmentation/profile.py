@@ -84,13 +84,14 @@ def profile_segments(
             + [T.StructField(f"{name}_centroid_z", T.DoubleType(), False) for name in names]
         ),
     )
-    # Every segment of the model gets a row, also one that no customer fell into.
+    # Every segment of the model gets a row, also one that no customer fell into. (No empty
+    # withColumns: Spark Connect refuses one.)
+    zero = {"customers": F.lit(0).cast("long"), "wssse": F.lit(0.0),
+            **{name: F.lit(0.0) for name in PREDICTED if predicted}}
     return (
         centroids.join(observed, on=SEGMENT, how="left")
-        .withColumn("customers", F.coalesce(F.col("customers"), F.lit(0).cast("long")))
-        .withColumn("wssse", F.coalesce(F.col("wssse"), F.lit(0.0)))
+        .withColumns({name: F.coalesce(F.col(name), value) for name, value in zero.items()})
         .withColumn("share", F.col("customers") / F.lit(float(total)))
-        .withColumns({name: F.coalesce(F.col(name), F.lit(0.0)) for name in PREDICTED if predicted})
         .select(*[column(c) for c in profile_columns(scaling, predicted)])
         .coalesce(1)  # one small file; sorting within it needs no range-partitioning pass
         .sortWithinPartitions(SEGMENT)
