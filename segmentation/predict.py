@@ -48,7 +48,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from segmentation.errors import InputError
+from segmentation.errors import InputError, first_line
 from segmentation.rfm import AMOUNT, DATE
 from segmentation.sql import column
 
@@ -128,8 +128,6 @@ def predict_with_saved(purchases: DataFrame, id_col: str, reference: datetime.da
     try:
         model = PredictionModel.load(spark, path)
     except Exception as exc:  # noqa: BLE001 - any load failure means no usable model there
-        from segmentation.errors import first_line
-
         raise InputError(f"cannot load a prediction model from {path}: {first_line(exc)}") from None
     stats = customer_stats(purchases, id_col, {"ref": reference}, model.horizon_days).cache()
     return apply_model(view_as_of(stats, "ref", with_actuals=False), model, id_col), stats
@@ -491,6 +489,15 @@ def evaluate(scored: DataFrame, models: list[str], cutoff: datetime.date, horizo
              bound: int, seed: int) -> list[dict[str, Any]]:
     """One predictions_eval row per model and baseline."""
     names = [*models, *BASELINES]
+    scored = scored.cache()  # the totals and the sample read the models' scores once
+    try:
+        return _evaluate(scored, names, cutoff, horizon, customers, bound, seed)
+    finally:
+        scored.unpersist()
+
+
+def _evaluate(scored: DataFrame, names: list[str], cutoff: datetime.date, horizon: int, customers: int,
+              bound: int, seed: int) -> list[dict[str, Any]]:
     totals = scored.agg(
         F.sum("actual_purchases").alias("actual_purchases"),
         F.sum("actual_spend").alias("actual_spend"),
