@@ -135,7 +135,11 @@ def unreadable_file(exc: BaseException, fmt: str) -> InputError | None:
     match = next((m for m in (p.search(message) for p in _UNREADABLE) if m), None)
     if match is None:
         return None
-    return InputError(f"cannot read input file {match.group(1)}: it is corrupt or not {fmt}")
+    path = match.group(1)
+    suffix = os.path.splitext(path.lower())[1].lstrip(".")
+    hint = f" (its name ends in .{suffix}: pass --input-format {suffix})" if suffix in ("csv", "json") and \
+        suffix != fmt else ""
+    return InputError(f"cannot read input file {path}: it is corrupt or not {fmt}{hint}")
 
 
 def is_local_path(path: str) -> bool:

@@ -358,6 +358,15 @@ def test_a_corrupt_parquet_file_among_good_ones_is_named(spark, customers_path, 
         run_segmentation(spark, small_config(**{"input.path": str(corrupt), "output.path": str(tmp_path / "o")}))
     assert not os.path.exists(tmp_path / "o")
 
+def test_a_csv_file_read_as_parquet_says_which_format_to_pass(spark, tmp_path):
+    path = tmp_path / "customers.csv"
+    path.write_text("customer_id,a,b\n1,2,3\n2,3,4\n")
+    with pytest.raises(InputError, match=r"it is corrupt or not parquet \(its name ends in \.csv: "
+                                         r"pass --input-format csv\)$"):
+        run_segmentation(spark, small_config(**{"input.path": str(path), "output.path": str(tmp_path / "o")}))
+    assert not os.path.exists(tmp_path / "o")
+
+
 
 def test_invalid_values_policy_drop_fail_or_impute(spark, tmp_path):
     import math
