@@ -11,7 +11,6 @@ keeps the run's facts for the manifest.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from contextlib import contextmanager
@@ -77,7 +76,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
 
         if config.predict.days:
             with stage("predict"):  # its own pass over the transactions, per customer and day
-                reference = datetime.date.fromisoformat(rfm_facts.reference_date)
+                reference = rfm_facts.reference
                 predictions = predict_customers(spark, purchases(transactions_table, config.input, reference),
                                                 id_col, reference, config.predict, config.seed)
 

@@ -45,6 +45,10 @@ class RfmFacts:
     dropped_customers: int  # net amount zero or less
     reference_date: str
 
+    @property
+    def reference(self) -> datetime.date:
+        return datetime.date.fromisoformat(self.reference_date)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "transactions": self.transactions,

@@ -10,7 +10,6 @@ atomically as the segment job's outputs: ``PATH/labels/segment=<n>/``,
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
@@ -88,7 +87,7 @@ def score_customers(
         if transactions:  # the customers' RFM columns, built as the segment job builds them
             table, rfm_cache, rfm_facts = customer_rfm(table, cfg)
         if prediction_model:
-            reference = datetime.date.fromisoformat(rfm_facts.reference_date)
+            reference = rfm_facts.reference
             predicted, stats_cache = predict_with_saved(purchases(raw, cfg, reference), cfg.id_col, reference,
                                                         prediction_model, spark)
         customers = select_features(table, cfg.id_col, features, categorical, carry)
