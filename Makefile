@@ -12,6 +12,8 @@ REPEATS ?= 3
 SYSTEMS ?= job,sklearn,duckdb,empty,tutorial
 TX_ROWS ?= 1000000
 TX_CUSTOMERS ?= 100000
+PREDICT_DAYS ?= 0
+PREDICT_CUTOFFS ?= 1998-01-01,1998-04-01
 WEEKLY_REPEATS ?= 2
 K_SEEDS ?= 2026
 K_ROWS ?= 20000
@@ -21,7 +23,7 @@ FUZZ_EXAMPLES ?= 1000
 # The Spark lines that make test-compat checks beside the main environment's (conf/compat/).
 COMPAT_LINES ?= 3.5 4.0
 
-.PHONY: run test test-crash test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions bench-weekly levers venv clean
+.PHONY: run test test-crash test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions bench-predictions bench-weekly levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -108,7 +110,19 @@ bench: $(BENCH_STAMP)
 # The RFM path: the job on TX_ROWS synthetic transactions of TX_CUSTOMERS customers
 # (see benchmarks/transactions.py); replaces that section of BENCHMARKS.md.
 bench-transactions: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/transactions.py --rows $(TX_ROWS) --customers $(TX_CUSTOMERS) --repeats $(REPEATS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/transactions.py --rows $(TX_ROWS) --customers $(TX_CUSTOMERS) --repeats $(REPEATS) --predict-days $(PREDICT_DAYS)
+
+# lifetimes, the reference BG/NBD, in its own environment: it predates numpy 2 (conf/bench/lifetimes.txt).
+.bench-lifetimes/.installed: conf/bench/lifetimes.txt
+	rm -rf .bench-lifetimes
+	$(PYTHON) -m venv .bench-lifetimes
+	.bench-lifetimes/bin/pip install --quiet -r conf/bench/lifetimes.txt
+	touch $@
+
+# Predictions on a real purchase log (CDNOW, from the lifetimes package) at PREDICT_CUTOFFS,
+# against lifetimes on the same rows (see benchmarks/predictions.py).
+bench-predictions: $(BENCH_STAMP) .bench-lifetimes/.installed
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/predictions.py --cutoffs $(PREDICT_CUTOFFS)
 
 # A week's second run on ROWS customers, carrying the lineage against a new lineage
 # (see benchmarks/weekly.py); replaces the "Weekly runs" section of BENCHMARKS.md.

@@ -121,23 +121,29 @@ def command(system: str, data: Path, out: Path, result: Path, job_args: list[str
     return [sys.executable, PYTHON_SCRIPTS[system], str(data), str(out), str(result)]
 
 
+def measured_run(argv: list[str], log: Path, name: str = "the job") -> tuple[float, "PeakMemory"]:
+    """Runs ``argv`` in ROOT as its own process tree, output to ``log``: its wall seconds and peak
+    memory; a failure ends the bench with an error line naming the log."""
+    with open(log, "w") as handle:
+        started = time.monotonic()
+        process = subprocess.Popen(argv, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        peak = PeakMemory(process.pid)
+        code = process.wait()
+        seconds = time.monotonic() - started
+        peak.stop()
+    if code != 0:
+        raise SystemExit(f"error: {name} failed with exit code {code}; see {log}")
+    return seconds, peak
+
+
 def run_system(system: str, data: Path, work: Path, job_args: list[str], submit_args: list[str] = ()) -> dict:
     out = work / f"out-{system}"
     result_file = work / f"result-{system}.json"
     if system != "job":  # the job replaces its own output atomically; the baselines need a clean slate
         shutil.rmtree(out, ignore_errors=True)
     result_file.unlink(missing_ok=True)
-    log = work / f"{system}.log"
-    with open(log, "w") as handle:
-        started = time.monotonic()
-        process = subprocess.Popen(command(system, data, out, result_file, job_args, submit_args), cwd=ROOT,
-                                   stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-        peak = PeakMemory(process.pid)
-        code = process.wait()
-        seconds = time.monotonic() - started
-        peak.stop()
-    if code != 0:
-        raise SystemExit(f"error: {system} failed with exit code {code}; see {log}")
+    seconds, peak = measured_run(command(system, data, out, result_file, job_args, submit_args),
+                                 work / f"{system}.log", system)
     run = {"seconds": round(seconds, 2), "peak_rss_bytes": peak.peak, "at_peak": peak.at_peak}
     if system == "job":
         manifest = json.loads((out / "manifest.json").read_text())

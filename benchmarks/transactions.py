@@ -1,7 +1,7 @@
 """The RFM path at real size: the job on synthetic transactions, timed end to end.
 
-    make bench-transactions [TX_ROWS=1000000] [TX_CUSTOMERS=100000] [REPEATS=3]
-    python benchmarks/transactions.py --rows N --customers M [--repeats R]
+    make bench-transactions [TX_ROWS=1000000] [TX_CUSTOMERS=100000] [REPEATS=3] [PREDICT_DAYS=90]
+    python benchmarks/transactions.py --rows N --customers M [--repeats R] [--predict-days H]
 
 Generates N transactions of about M customers once with ``jobs/generate.py --kind
 transactions`` (kept under benchmarks/data/), then runs ``jobs/segment.py
@@ -10,6 +10,10 @@ process tree, recording wall seconds, the peak summed PSS of the tree (as
 benchmarks/run.py does), the stage timings and what the manifest says. Replaces the
 section "Transactions: N rows of M customers" of BENCHMARKS.md; raw numbers go to
 benchmarks/results/transactions-N.json.
+
+With ``--predict-days H`` every repeat runs the job twice, without and with ``--predict-days H``,
+alternating, and the section "Predictions: N transactions" says what the prediction stage costs
+beside the segmentation job (results in benchmarks/results/predictions-N.json).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import PeakMemory, commit, machine, replace_section  # noqa: E402
+from run import commit, machine, measured_run, replace_section  # noqa: E402
 
 JOB_ARGS = ["--input-kind", "transactions", "--order-col", "invoice"]
 
@@ -37,10 +41,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", default=str(ROOT / "benchmarks" / "data"))
     parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--predict-days", type=int, default=0)
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     data = generate(args.rows, args.customers, work)
+    if args.predict_days:
+        return bench_predictions(args, data, work)
     runs = []
     for repeat in range(args.repeats):
         run = run_job(data, work)
@@ -71,28 +78,65 @@ def generate(rows: int, customers: int, work: Path) -> Path:
     return data
 
 
-def run_job(data: Path, work: Path) -> dict:
+def bench_predictions(args, data: Path, work: Path) -> int:
+    extra = ["--predict-days", str(args.predict_days)]
+    runs: dict[str, list[dict]] = {"segmentation": [], "with predictions": []}
+    for repeat in range(args.repeats):
+        order = list(runs) if repeat % 2 == 0 else list(runs)[::-1]
+        for name in order:
+            run = run_job(data, work, extra if name == "with predictions" else [])
+            runs[name].append(run)
+            print(f"{name} run {repeat + 1}: {run['seconds']:.1f} s, peak {run['peak_rss_bytes'] / 2**30:.2f} GiB",
+                  flush=True)
+    report = {"rows": args.rows, "customers": args.customers, "machine": machine(), "runs": runs,
+              "commit": commit(), "job_args": " ".join(JOB_ARGS + extra), "predict_days": args.predict_days}
+    results = ROOT / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"predictions-{args.rows}.json").write_text(json.dumps(report, indent=1))
+    heading = f"## Predictions: {args.rows:,} transactions"
+    replace_section(Path(args.markdown), heading, render_predictions(heading, report), report["machine"])
+    print(f"wrote {args.markdown}")
+    return 0
+
+
+def render_predictions(heading: str, report: dict) -> str:
+    plain, predicted = report["runs"]["segmentation"], report["runs"]["with predictions"]
+    last = predicted[-1]
+    facts = last["predictions"]
+
+    def median(runs, key):
+        return statistics.median(r[key] for r in runs)
+
+    lines = [
+        heading, "",
+        f"Produced by `make bench-transactions TX_ROWS={report['rows']} TX_CUSTOMERS={report['customers']} "
+        f"PREDICT_DAYS={report['predict_days']}` (benchmarks/transactions.py) at commit {report['commit']}: "
+        f"{len(predicted)} runs each of `./spark-submit.sh jobs/segment.py {report['job_args']}` and of the same "
+        "without `--predict-days`, alternating, the default config otherwise.", "",
+        "| | wall seconds (median) | peak memory (PSS, all processes, max) | stage `predict` seconds (median) |",
+        "|---|---|---|---|",
+        f"| segmentation only | {median(plain, 'seconds'):.1f} | {max(r['peak_rss_bytes'] for r in plain) / 2**30:.2f} GiB | |",
+        f"| with predictions | {median(predicted, 'seconds'):.1f} | "
+        f"{max(r['peak_rss_bytes'] for r in predicted) / 2**30:.2f} GiB | "
+        f"{statistics.median(r['timings']['predict'] for r in predicted):.1f} |", "",
+        f"The last run predicted for {facts['customers']:,} customers ({facts['customers_at_cutoff']:,} known at "
+        f"the backtest's cutoff {facts['cutoff']}); supervised model: {facts['supervised']}; chosen: "
+        f"`{facts['model']}` ({facts['decided_by']}).", "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_job(data: Path, work: Path, extra: list[str] = ()) -> dict:
     out = work / "out-transactions"
-    log = work / "transactions.log"
-    with open(log, "w") as handle:
-        started = time.monotonic()
-        process = subprocess.Popen(
-            [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", str(data), "--output", str(out),
-             *JOB_ARGS],
-            cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        peak = PeakMemory(process.pid)
-        code = process.wait()
-        seconds = time.monotonic() - started
-        peak.stop()
-    if code != 0:
-        raise SystemExit(f"error: the job failed with exit code {code}; see {log}")
+    seconds, peak = measured_run(
+        [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", str(data), "--output", str(out),
+         *JOB_ARGS, *extra], work / "transactions.log")
     manifest = json.loads((out / "manifest.json").read_text())
     return {
         "seconds": round(seconds, 2), "peak_rss_bytes": peak.peak, "chosen_k": manifest["chosen_k"],
         "timings": manifest["timings"], "transactions": manifest["transactions"],
         "labelled_rows": manifest["labelled_rows"], "dropped_rows": manifest["dropped_rows"],
-        "segments": manifest["segments"],
+        "segments": manifest["segments"], "predictions": manifest.get("predictions"),
     }
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import PeakMemory, commit, machine, replace_section  # noqa: E402
+from run import commit, machine, measured_run, replace_section  # noqa: E402
 
 WAYS = ("carried", "new lineage", "carried, delta")
 DELTA = ["--output-format", "delta"]
@@ -79,20 +79,9 @@ def generate(rows: int, period: int, work: Path) -> Path:
 
 
 def run_job(data: Path, out: Path, job_args: list[str], work: Path) -> dict:
-    log = work / "weekly.log"
-    with open(log, "w") as handle:
-        started = time.monotonic()
-        process = subprocess.Popen(
-            [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", str(data), "--output", str(out),
-             "--id-col", "customer_id", *job_args],
-            cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        peak = PeakMemory(process.pid)
-        code = process.wait()
-        seconds = time.monotonic() - started
-        peak.stop()
-    if code != 0:
-        raise SystemExit(f"error: the job failed with exit code {code}; see {log}")
+    seconds, peak = measured_run(
+        [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", str(data), "--output", str(out),
+         "--id-col", "customer_id", *job_args], work / "weekly.log")
     if (out / "manifest.json").exists():
         manifest = json.loads((out / "manifest.json").read_text())
     else:  # a Delta output: the last run its runs table names
