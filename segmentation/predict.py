@@ -64,6 +64,8 @@ DECILES = 10
 GBT_FEATURES = ("x", "tx", "age", "recency", "days", "spend", "mean_spend", "gap",
                 "n30", "n90", "n180", "n365", "s90", "s365", "trend")
 WINDOWS = (30, 90, 180, 365)
+# The trees' training rows per cached partition (fit_trees).
+TREE_ROWS_PER_PARTITION = 50_000
 EVAL_SCHEMA = (
     "model STRING, chosen BOOLEAN, cutoff DATE, horizon_days INT, customers LONG, "
     "evaluated_customers LONG, auc DOUBLE, top_decile_spend_share DOUBLE, "
@@ -172,8 +174,7 @@ def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, re
     trees_cut = None
     if supervised is None:
         train = view_as_of(stats, "train", with_actuals=True)
-        trees_cut = fit_trees(_fit_sample(train, int(summary["known_train"]), cfg.fit_customers, seed), seed,
-                              cfg.gbt_iterations)
+        trees_cut = fit_trees(train, int(summary["known_train"]), cfg, seed)
         scored = with_trees(scored, trees_cut, bg_cut["gamma_gamma"], "gbt_")
     facts["supervised"] = "used" if supervised is None else f"skipped: {supervised}"
     models = [m for m in MODELS if m != "gbt" or supervised is None]
@@ -189,8 +190,7 @@ def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, re
     trees: dict[str, Any] = {}
     if chosen == "gbt":
         train = view_as_of(stats, "cut", with_actuals=True)  # features at the cutoff, labelled by the last H days
-        trees = fit_trees(_fit_sample(train, int(summary["known_cut"]), cfg.fit_customers, seed), seed,
-                          cfg.gbt_iterations)
+        trees = fit_trees(train, int(summary["known_cut"]), cfg, seed)
     model = PredictionModel(chosen, horizon, bg_ref["bgnbd"], bg_ref["gamma_gamma"],
                             (cfg.churn_high_below, cfg.churn_medium_below), trees)
     facts["parameters"] = {"bgnbd": bg_ref["bgnbd"], "gamma_gamma": bg_ref["gamma_gamma"]}
@@ -444,13 +444,20 @@ def with_baselines(view: DataFrame, horizon: int) -> DataFrame:
 # --- gradient-boosted trees ------------------------------------------------------------------
 
 
-def fit_trees(rows: DataFrame, seed: int, iterations: int) -> dict[str, Any]:
+def fit_trees(view: DataFrame, customers: int, cfg, seed: int) -> dict[str, Any]:
+    """The classifier and the regressor, on at most ``cfg.fit_customers`` of the ``customers`` of a
+    labelled ``view``. Those rows are cached in a few partitions of TREE_ROWS_PER_PARTITION: every
+    boosting round runs jobs over all of them, so their count, not the rows, sets the cost of a
+    round (200 partitions of CDNOW's 23,500 customers: 359 s; 8: 32 s)."""
     from pyspark.ml.classification import GBTClassifier
     from pyspark.ml.regression import GBTRegressor
 
-    train = _assembled(rows.withColumn("label_any", (F.col("actual_purchases") > 0).cast("double"))).cache()
+    rows = _fit_sample(view, customers, cfg.fit_customers, seed)
+    partitions = max(1, math.ceil(min(customers, cfg.fit_customers) / TREE_ROWS_PER_PARTITION))
+    labelled = rows.withColumn("label_any", (F.col("actual_purchases") > 0).cast("double"))
+    train = _assembled(labelled).repartition(partitions).cache()
     try:
-        common = dict(featuresCol="__features", maxDepth=4, maxIter=iterations, stepSize=0.1, seed=seed,
+        common = dict(featuresCol="__features", maxDepth=4, maxIter=cfg.gbt_iterations, stepSize=0.1, seed=seed,
                       subsamplingRate=0.8)
         classifier = GBTClassifier(labelCol="label_any", **common).fit(train)
         regressor = GBTRegressor(labelCol="actual_purchases", **common).fit(train)
