@@ -103,6 +103,30 @@ def test_backtest_scores_models_beside_baselines(predicted):
     assert np.abs(np.array(bg["calibration_predicted"]) - np.array(bg["calibration_actual"])).max() < 0.1
 
 
+def _backtest_row(model, auc, top, purchases_error, spend_error):
+    return {"model": model, "auc": auc, "top_decile_spend_share": top, "purchases_error": purchases_error,
+            "spend_error": spend_error}
+
+
+@pytest.mark.parametrize("gbt, expected", [
+    # CDNOW at the 1998-01-01 cutoff: the trees a hair ahead on AUC and totals, which then missed by +45%.
+    ((0.7732, 0.4952, 0.170, 0.141), "bgnbd"),
+    ((0.80, 0.53, 0.10, 0.12), "gbt"),          # clearly ahead on AUC and totals
+    ((0.80, 0.53, 0.16, 0.19), "gbt"),          # ahead on both rank measures
+    ((0.80, 0.52, 0.16, 0.19), "bgnbd"),        # ahead on AUC only
+    ((0.70, 0.40, 0.01, 0.01), "bgnbd"),        # ahead on totals only
+])
+def test_the_trees_must_win_clearly_to_be_chosen(gbt, expected):
+    from segmentation.predict import choose_model
+
+    rows = [_backtest_row("bgnbd", 0.766, 0.5154, -0.147, -0.201), _backtest_row("gbt", *gbt),
+            _backtest_row("recency", 0.9, 0.9, None, None)]
+    chosen, why = choose_model(rows, "auto")
+    assert chosen == expected, why
+    assert choose_model(rows, "gbt") == ("gbt", "predict.model is gbt")
+    assert choose_model(rows[:1], "auto")[0] == "bgnbd"
+
+
 def test_expectations_agree_with_their_limits():
     from segmentation.predict import bgnbd_expectations
 
