@@ -23,7 +23,7 @@ FUZZ_EXAMPLES ?= 1000
 # The Spark lines that make test-compat checks beside the main environment's (conf/compat/).
 COMPAT_LINES ?= 3.5 4.0
 
-.PHONY: run test test-crash test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions bench-predictions bench-weekly levers venv clean
+.PHONY: run test test-browser test-crash test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions bench-predictions bench-weekly levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,16 @@ build/env.tar.gz: pyproject.toml $(wildcard segmentation/*.py segmentation/comma
 # Every local-mode command of the README, as written, in subprocesses (tests/test_readme.py).
 test-readme: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m readme tests/test_readme.py
+
+# The dashboard in headless Chromium (Debian's chromium package; CHROMIUM=path for another), driven
+# by Playwright with the network blocked (tests/test_browser.py). Playwright is the browser extra.
+BROWSER_STAMP := $(VENV)/.browser-installed
+$(BROWSER_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,browser]'
+	touch $@
+
+test-browser: $(BROWSER_STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m browser tests/test_browser.py
 
 # Real runs killed at points of their publish (Parquet swap and Delta commits), in subprocesses.
 test-crash: $(STAMP)

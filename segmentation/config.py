@@ -163,8 +163,10 @@ class ElbowConfig:
 @dataclass(frozen=True)
 class ReportConfig:
     enabled: bool = True
-    # Customers per segment drawn into the scatter plot.
+    # Customers per segment drawn into the scatter plot, and into the dashboard's map and distributions.
     scatter_rows_per_segment: int = 400
+    # Customers per segment the dashboard's top-customers table can show for each column it ranks by.
+    top_customers: int = 100
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,7 @@ def validate(config: JobConfig) -> None:
         "output.max_rows_per_file": config.output.max_rows_per_file,
         "output.keep_runs": config.output.keep_runs,
         "report.scatter_rows_per_segment": config.report.scatter_rows_per_segment,
+        "report.top_customers": config.report.top_customers,
         "predict.fit_customers": config.predict.fit_customers,
         "predict.eval_customers": config.predict.eval_customers,
         "predict.gbt_iterations": config.predict.gbt_iterations,

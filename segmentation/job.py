@@ -3,7 +3,7 @@
 read (and, for transactions, build the RFM table and, with --predict-days, predict each
 customer's next days), clean, sample, build features,
 sweep K, select K, fit (carrying the previous run's segment identities), label, profile,
-drift and migrations (since the previous run), publish, report, and (with --mlflow) track.
+drift and migrations (since the previous run), publish, report, dashboard, and (with --mlflow) track.
 
 Each step is one call into its own module; this function only wires them and
 keeps the run's facts for the manifest.
@@ -22,6 +22,7 @@ from pyspark.sql import SparkSession
 from segmentation import report as report_step
 from segmentation.clean import clean_customers
 from segmentation.config import JobConfig
+from segmentation.dashboard import write_dashboard
 from segmentation.drift import enforce_drift, measure_drift
 from segmentation.elbow import engine_for, kmeans_model, sweep
 from segmentation.errors import InputError
@@ -221,6 +222,9 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                     publisher.staging, config.report.scatter_rows_per_segment,
                     {part: publisher.path(part) for part in TABLES},
                 )
+            with stage("dashboard"):
+                write_dashboard(publisher.staging, config.report.scatter_rows_per_segment,
+                                config.report.top_customers, {part: publisher.path(part) for part in TABLES})
         elif config.report.enabled:
             log.warning("report skipped: the output %s is not on a local file system", config.output.path)
 

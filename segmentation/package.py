@@ -12,6 +12,8 @@ import tempfile
 import zipfile
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The package's files: its modules and the dashboard's script and style (segmentation/assets/).
+SOURCES = (".py", ".js", ".css")
 
 
 def package_zip(directory: str) -> str:
@@ -26,7 +28,7 @@ def package_zip(directory: str) -> str:
 
 
 def write_zip(target: str) -> str:
-    """Writes every .py file of the package (``segmentation/...``) into ``target``, atomically."""
+    """Writes every source file (``SOURCES``) of the package (``segmentation/...``) into ``target``, atomically."""
     root = os.path.dirname(PACKAGE_DIR)
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".zip")
@@ -35,7 +37,7 @@ def write_zip(target: str) -> str:
         for folder, dirs, files in os.walk(PACKAGE_DIR):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(files):
-                if name.endswith(".py"):
+                if name.endswith(SOURCES):
                     path = os.path.join(folder, name)
                     archive.write(path, os.path.relpath(path, root))
         if not archive.namelist():

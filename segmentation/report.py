@@ -51,9 +51,7 @@ def write_report(output: str, rows_per_segment: int = 400, tables: Optional[Mapp
     """Writes the plots of the run in ``output`` (its manifest and report folder) into ``output/report``;
     returns their paths. ``tables``: where each table's Parquet is, when not ``output/TABLE``."""
     output = local_path(output)
-    table = {name: local_path(path) for name, path in (tables or {}).items()}
-    for name in TABLES:
-        table.setdefault(name, os.path.join(output, name))
+    table = table_paths(output, tables)
     with open(os.path.join(output, "manifest.json"), encoding="utf-8") as handle:
         manifest = json.load(handle)
     elbow = pd.read_parquet(table["elbow"]).sort_values("k")
@@ -77,6 +75,14 @@ def write_report(output: str, rows_per_segment: int = 400, tables: Optional[Mapp
     page = os.path.join(directory, PAGE)
     write_page(manifest, profiles, elbow, paths, page)
     return [*paths, page]
+
+
+def table_paths(output: str, tables: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """Where each table of the run in ``output`` is on the local disk: ``tables`` where given, else ``output/TABLE``."""
+    table = {name: local_path(path) for name, path in (tables or {}).items()}
+    for name in TABLES:
+        table.setdefault(name, os.path.join(output, name))
+    return table
 
 
 def write_page(manifest: dict, profiles: pd.DataFrame, elbow: pd.DataFrame, plots: list[str],
@@ -372,7 +378,7 @@ def plot_scatter(sample: pd.DataFrame, profiles: pd.DataFrame, features: list[st
     centroids = profiles[[f"{name}_centroid_z" for name in features]].to_numpy()
     if len(sample):
         points = dimension_values(sample, features, scaling)
-        basis, axes_names = _projection(points, features)
+        basis, axes_names = projection(points, features)
         colours = _colours(len(profiles))
         for i, (segment, label) in enumerate(zip(profiles["segment"], _segment_labels(profiles))):
             mine = points[sample["segment"].to_numpy() == segment] @ basis
@@ -385,7 +391,7 @@ def plot_scatter(sample: pd.DataFrame, profiles: pd.DataFrame, features: list[st
     _save(fig, path)
 
 
-def _projection(points: np.ndarray, features: list[str]) -> tuple[np.ndarray, list[str]]:
+def projection(points: np.ndarray, features: list[str]) -> tuple[np.ndarray, list[str]]:
     """The two principal axes of the sample (or the features themselves when there are two)."""
     if points.shape[1] == 1:
         return np.array([[1.0, 0.0]]), [features[0], ""]

@@ -22,7 +22,8 @@ from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
 from segmentation.clean import keep_valid, with_drop_reason
-from segmentation.config import InputConfig, OutputConfig
+from segmentation.config import InputConfig, OutputConfig, ReportConfig
+from segmentation.dashboard import write_dashboard
 from segmentation.errors import InputError, first_line
 from segmentation.features import model_inputs
 from segmentation.label import label_customers, write_labels
@@ -65,10 +66,12 @@ def score_customers(
     output: str,
     max_rows_per_file: int = OutputConfig.max_rows_per_file,
     prediction_model: str | None = None,
+    report: ReportConfig = ReportConfig(),
 ) -> dict[str, Any]:
     """Labels the customers of ``input_cfg`` with the model at ``model_path`` and, for transactions
     with ``prediction_model`` (a segment run's ``prediction_model/``), predicts their next days as
-    of the input's reference date; returns the manifest."""
+    of the input's reference date; with ``report.enabled`` and a local output, writes the
+    dashboard of the scored customers. Returns the manifest."""
     run_id = new_run_id()
     started_at = utc_now()
     model = load_segment_model(model_path)
@@ -121,12 +124,17 @@ def score_customers(
             "transactions": rfm_facts.to_dict() if rfm_facts else None,
             "id_col": cfg.id_col,
             "features": list(features),
+            "categorical_features": list(categorical),
             "prediction_model": prediction_model,
             "input_rows": input_rows,
             "labelled_rows": input_rows - dropped_rows,
             "dropped_rows": dropped_rows,
             "outputs": {"labels": f"{output}/labels"},
         }
+        if report.enabled and publisher.is_local:  # sizes, profiles and the map of the scored customers
+            manifest["outputs"]["report"] = f"{output}/report"
+            publisher.write_manifest(manifest)  # the dashboard reads it; rewritten by the commit
+            write_dashboard(publisher.staging, report.scatter_rows_per_segment, report.top_customers)
         publisher.commit(manifest)
     except BaseException:
         publisher.abort()

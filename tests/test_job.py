@@ -50,7 +50,7 @@ def test_the_output_contract(spark, customers_path, run):
     assert selection["clear_structure"] is True and selection["summary"].startswith("K = 5: ")
     assert [c["k"] for c in selection["candidates"] if c["elbow_confirms"]][-1] == 5
     assert sorted(selection["signals"]) == [str(k) for k in sorted(range(2, 9), key=str)]
-    assert on_disk["schema_version"] == 6
+    assert on_disk["schema_version"] == 7
     assert on_disk["elbow_engine"] == "tasks"  # auto, for kmeans on a sample a task can hold
     assert set(on_disk["timings"]) >= {"read", "clean", "features", "sweep", "label", "profile", "publish"}
     # Fitted on all 6000 rows: the labels' distances give back the model's own training cost.
@@ -257,7 +257,7 @@ def test_scoring_the_runs_own_input_reproduces_its_labels(spark, customers_path,
     manifest = score_customers(spark, os.path.join(output, "model"),
                                InputConfig(path=customers_path), scored_to)
     assert (manifest["input_rows"], manifest["labelled_rows"], manifest["dropped_rows"]) == (6000, 6000, 0)
-    assert sorted(n for n in os.listdir(scored_to)) == ["_SUCCESS", "labels", "manifest.json"]
+    assert sorted(n for n in os.listdir(scored_to)) == ["_SUCCESS", "labels", "manifest.json", "report"]
     scored = spark.read.parquet(os.path.join(scored_to, "labels"))
     published = spark.read.parquet(os.path.join(output, "labels"))
     assert scored.columns == published.columns

@@ -175,7 +175,7 @@ def test_the_job_publishes_predictions_with_the_segments(spark, tmp_path):
     assert evaluation["chosen"].sum() == 1
     with open(f"{output}/manifest.json", encoding="utf-8") as handle:
         manifest = json.load(handle)
-    assert manifest["schema_version"] == 6
+    assert manifest["schema_version"] == 7
     facts = manifest["predictions"]
     assert facts["model"] == evaluation.loc[evaluation["chosen"], "model"].item()
     assert facts["horizon_days"] == 90 and facts["customers"] == len(labels)

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     with job_session(config) as spark:
         try:
             manifest = score_customers(spark, args.model, input_cfg, args.output,
-                                       config.output.max_rows_per_file, args.prediction_model)
+                                       config.output.max_rows_per_file, args.prediction_model, config.report)
         except InputError as exc:
             return report_error(exc)
         except Exception:  # noqa: BLE001
