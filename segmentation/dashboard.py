@@ -39,8 +39,9 @@ import pyarrow.dataset as ds
 
 from segmentation.label import DISTANCE, SEGMENT, SEGMENT_NAME
 from segmentation.predict import PREDICTION_COLUMNS
+from segmentation.publish import model_manifest
 from segmentation.read import local_path
-from segmentation.report import dimension_values, projection, table_paths
+from segmentation.report import dimension_values, migration_label, projection, table_paths
 
 PAGE = "dashboard.html"
 # Rows per batch of the labels scan: what the scan holds in memory at once.
@@ -74,14 +75,16 @@ def dashboard_data(manifest: dict, table: Mapping[str, str], rows_per_segment: i
     features = list(manifest["features"])
     categorical = set(manifest.get("categorical_features", []))
     numeric = [f for f in features if f not in categorical]
-    scaling = manifest.get("scaling") or _model_scaling(manifest)
+    scaling = manifest.get("scaling")
+    if scaling is None and manifest.get("model"):  # a score run: the segment run's, from its manifest beside the model
+        scaling = (model_manifest(manifest["model"]) or {}).get("scaling")
     dimensions = list(manifest.get("dimensions") or (list(scaling) if scaling else numeric))
     labels = ds.dataset(table["labels"], format="parquet", partitioning="hive")
     present = set(labels.schema.names)
     predicted = "p_purchase" in present
-    rank_columns = [c for c in (*PREDICTION_COLUMNS[:3], "monetary", *numeric, "frequency", "avg_order_value",
-                                "tenure_days", "recency_days", DISTANCE) if c in present]
-    rank_columns = list(dict.fromkeys(rank_columns))
+    rank_columns = [c for c in dict.fromkeys((*PREDICTION_COLUMNS[:3], "monetary", *numeric, "frequency",
+                                               "avg_order_value", "tenure_days", "recency_days", DISTANCE))
+                    if c in present]
     shown = list(dict.fromkeys([id_col, SEGMENT, SEGMENT_NAME, *features, *rank_columns,
                                 *(["churn_risk"] if predicted else [])]))
     shown = [c for c in shown if c in present]
@@ -110,7 +113,6 @@ def dashboard_data(manifest: dict, table: Mapping[str, str], rows_per_segment: i
             "customers": customers,
             "share": float(row["share"]) if "share" in row else (customers / total if total else 0.0),
             "means": {f: _number(row.get(f"{f}_mean", scan["means"].get(f))) for f in numeric},
-            "medians": {f: _number(row.get(f"{f}_median")) for f in numeric} if row else {},
             "revenue": _number(scan["revenue"]) if value_col == "monetary" else None,
         }
         if row:
@@ -146,11 +148,9 @@ def dashboard_data(manifest: dict, table: Mapping[str, str], rows_per_segment: i
         "features": numeric,
         "dimensions": dimensions,
         "segments": segments,
-        "overall_means": overall,
         "samples": _records(sample[[c for c in shown if c in sample.columns]]),
         "map": customer_map,
         "top_customers": {"limit": top_customers, "rank_columns": rank_columns,
-                          "default": rank_columns[0] if rank_columns else None,
                           "rows": _records(top[[c for c in shown if c in top.columns]])},
         "bounds": {"rows_per_segment": rows_per_segment, "top_customers": top_customers},
     }
@@ -189,8 +189,8 @@ def scan_segment(labels: ds.Dataset, segment: int, shown: list[str], rank_column
         batch_readahead=0, fragment_readahead=0,
         fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
     )
-    summed = [c for c in dict.fromkeys([*numeric, *(["monetary"] if value_col == "monetary" else []),
-                                        *(["p_purchase", "expected_spend"] if predicted else [])])]
+    summed = list(dict.fromkeys([*numeric, *(["monetary"] if value_col == "monetary" else []),
+                                 *(["p_purchase", "expected_spend"] if predicted else [])]))
     sums = dict.fromkeys(summed, 0.0)
     counts = dict.fromkeys(summed, 0)
     customers, at_risk_customers = 0, 0
@@ -314,8 +314,7 @@ def _distinctive(entry: dict, dimensions: list[str], overall: dict, scaling: Opt
             mean, everyone = entry["means"].get(d), overall.get(d)
             text = (f"{d}: {_plain(mean)} on average, against {_plain(everyone)} for all customers"
                     if mean is not None and everyone is not None else d)
-        facts.append({"dimension": d, "z": z[d], "text": text,
-                      "direction": "higher" if z[d] > 0 else "lower"})
+        facts.append({"dimension": d, "z": z[d], "text": text})
     return facts
 
 
@@ -334,16 +333,12 @@ def _elbow(elbow: pd.DataFrame, manifest: dict) -> dict[str, Any]:
 
 
 def _migrations(migrations: pd.DataFrame, manifest: dict) -> dict[str, Any]:
-    def label(number, name, empty):
-        return empty if pd.isna(number) else f"{int(number)}: {name}"
-
-    rows = [{"from": label(r.from_segment, r.from_segment_name, "new customers"),
-             "to": label(r.to_segment, r.to_segment_name, "gone"),
+    rows = [{"from": migration_label(r.from_segment, r.from_segment_name, "new customers"),
+             "to": migration_label(r.to_segment, r.to_segment_name, "gone"),
              "from_segment": None if pd.isna(r.from_segment) else int(r.from_segment),
              "to_segment": None if pd.isna(r.to_segment) else int(r.to_segment),
              "customers": int(r.customers), "share": _number(r.share)} for r in migrations.itertuples()]
-    return {"rows": rows, "summary": manifest.get("migrations"),
-            "previous_run_id": (manifest.get("lineage") or {}).get("previous_run_id")}
+    return {"rows": rows, "summary": manifest.get("migrations")}
 
 
 def _backtest(path: str) -> list[dict]:
@@ -353,18 +348,6 @@ def _backtest(path: str) -> list[dict]:
     keep = ("model", "chosen", "auc", "top_decile_spend_share", "purchases_error", "spend_error", "gain",
             "calibration_predicted", "calibration_actual")
     return [{k: _json_value(row.get(k)) for k in keep} for row in evaluation.to_dict("records")]
-
-
-def _model_scaling(manifest: dict) -> Optional[dict]:
-    """A score run's scaling: from the manifest of the segment run beside its model, if there."""
-    model = manifest.get("model")
-    if not model:
-        return None
-    beside = os.path.join(os.path.dirname(local_path(model).rstrip("/")), "manifest.json")
-    if not os.path.exists(beside):
-        return None
-    with open(beside, encoding="utf-8") as handle:
-        return json.load(handle).get("scaling")
 
 
 def _partition_segments(labels: ds.Dataset) -> list[int]:

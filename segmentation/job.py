@@ -216,15 +216,13 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         }
 
         if config.report.enabled and publisher.is_local:
+            tables = {part: publisher.path(part) for part in TABLES}
             with stage("report"):
-                publisher.write_manifest(manifest)  # the report reads it; rewritten below
-                report_step.write_report(
-                    publisher.staging, config.report.scatter_rows_per_segment,
-                    {part: publisher.path(part) for part in TABLES},
-                )
+                publisher.write_manifest(manifest)  # the report and the dashboard read it; rewritten below
+                report_step.write_report(publisher.staging, config.report.scatter_rows_per_segment, tables)
             with stage("dashboard"):
                 write_dashboard(publisher.staging, config.report.scatter_rows_per_segment,
-                                config.report.top_customers, {part: publisher.path(part) for part in TABLES})
+                                config.report.top_customers, tables)
         elif config.report.enabled:
             log.warning("report skipped: the output %s is not on a local file system", config.output.path)
 

@@ -23,7 +23,7 @@ from typing import Any, Optional
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from segmentation.label import SEGMENT, SEGMENT_NAME, Segment
+from segmentation.label import SEGMENT, Segment
 from segmentation.lineage import PreviousRun
 from segmentation.sql import column
 

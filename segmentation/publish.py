@@ -49,6 +49,16 @@ TABLES = ("labels", "profiles", "elbow", "migrations", "predictions_eval")
 RUNS_TABLE = "runs"  # output.format delta: the table that publishes each run (segmentation/delta.py)
 
 
+def model_manifest(model_path: str) -> Optional[dict[str, Any]]:
+    """The manifest of the segment run that made the model at ``model_path`` (beside its
+    ``model/``), when the model is on a local path and the manifest is there."""
+    path = os.path.join(os.path.dirname(local_path(model_path).rstrip("/")), MANIFEST)
+    if not (is_local_path(model_path) and os.path.exists(path)):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def is_delta_output(path: str, storage_options: Any = None) -> bool:
     """Whether ``path`` is an output of ``output.format delta`` (it has a ``runs`` Delta table)."""
     runs = f"{path.rstrip('/')}/{RUNS_TABLE}"

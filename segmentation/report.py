@@ -296,12 +296,9 @@ def plot_profiles(profiles: pd.DataFrame, features: list[str], path: str) -> Non
 def plot_migrations(migrations: pd.DataFrame, path: str) -> None:
     """The migration matrix: share of each row (a previous segment, or new customers) by where
     its customers are now (a segment of this run, or gone), with the counts written in."""
-    def label(number, name, empty):
-        return empty if pd.isna(number) else f"{int(number)}: {name}"
-
     rows = migrations.assign(
-        origin=[label(n, s, "new customers") for n, s in zip(migrations["from_segment"], migrations["from_segment_name"])],
-        target=[label(n, s, "gone") for n, s in zip(migrations["to_segment"], migrations["to_segment_name"])],
+        origin=[migration_label(n, s, "new customers") for n, s in zip(migrations["from_segment"], migrations["from_segment_name"])],
+        target=[migration_label(n, s, "gone") for n, s in zip(migrations["to_segment"], migrations["to_segment_name"])],
     )
     origins = _by_number(rows["origin"].unique(), "new customers")
     targets = _by_number(rows["target"].unique(), "gone")
@@ -343,6 +340,11 @@ def plot_predictions(evaluation: pd.DataFrame, path: str) -> None:
     for axis in (gain_axis, calibration_axis):
         axis.legend(fontsize=8)
     _save(fig, path)
+
+
+def migration_label(number, name, empty: str) -> str:
+    """A migration's end as shown: ``"3: name"``, or ``empty`` (new customers, gone) where it has no segment."""
+    return empty if pd.isna(number) else f"{int(number)}: {name}"
 
 
 def _by_number(labels, last: str) -> list[str]:

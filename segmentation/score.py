@@ -10,7 +10,6 @@ atomically as the segment job's outputs: ``PATH/labels/segment=<n>/``,
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import replace
@@ -27,7 +26,7 @@ from segmentation.dashboard import write_dashboard
 from segmentation.errors import InputError, first_line
 from segmentation.features import model_inputs
 from segmentation.label import label_customers, write_labels
-from segmentation.publish import SCHEMA_VERSION, Publisher, new_run_id, utc_now
+from segmentation.publish import SCHEMA_VERSION, Publisher, model_manifest, new_run_id, utc_now
 from segmentation.read import is_local_path, local_path, read_input, select_features, text_columns
 from segmentation.predict import predict_with_saved
 from segmentation.rfm import carried_columns, customer_rfm, purchases
@@ -52,11 +51,7 @@ def model_features(model: PipelineModel) -> tuple[tuple[str, ...], tuple[str, ..
 
 def run_id_col(model_path: str) -> str | None:
     """The id column of the run that made the model, from its manifest beside ``model/``."""
-    manifest = os.path.join(os.path.dirname(local_path(model_path).rstrip("/")), "manifest.json")
-    if is_local_path(model_path) and os.path.exists(manifest):
-        with open(manifest, encoding="utf-8") as handle:
-            return json.load(handle).get("id_col")
-    return None
+    return (model_manifest(model_path) or {}).get("id_col")
 
 
 def score_customers(

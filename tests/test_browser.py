@@ -202,3 +202,44 @@ def test_the_score_job_dashboard_shows_the_scored_customers(browser, predicted_r
     assert cards == [[int(s), int(n)] for s, n in counts.items()]
     assert problems == []
     page.close()
+
+
+def test_the_controls_switch_units_rank_filter_and_feature(browser, mall_run):
+    page, problems = open_page(browser, os.path.join(mall_run, "report", "dashboard.html"))
+    profiles = pd.read_parquet(os.path.join(mall_run, "profiles")).sort_values("segment")
+    dimensions = page.evaluate("() => window.dashboard.data.dimensions")
+    bars = "d => d.data.flatMap(t => t.y)"
+    assert page.eval_on_selector("#profiles-plot", bars) == pytest.approx(
+        profiles[[f"{d}_centroid_z" for d in dimensions]].to_numpy().ravel().tolist())
+    page.select_option("#profile-units", "original")
+    assert page.eval_on_selector("#profiles-plot", bars) == pytest.approx(
+        profiles[[f"{d}_centroid" for d in dimensions]].to_numpy().ravel().tolist())
+    for plot, title in (("map-plot", None), ("elbow-plot", "K"), ("sizes-plot", None)):  # axis titles drawn
+        drawn = page.eval_on_selector(f"#{plot}", "d => d.querySelector('.g-xtitle, .g-ytitle') ? "
+                                                  "Array.from(d.querySelectorAll('.xtitle, .ytitle')).map(t => t.textContent) : []")
+        assert drawn and "Click to enter" not in " ".join(drawn), plot
+        assert title is None or title in drawn
+    page.select_option("#distribution-feature", dimensions[1])
+    assert page.eval_on_selector("#distributions-plot", "d => d._fullLayout.yaxis.title.text") == dimensions[1]
+    boxes = page.eval_on_selector("#distributions-plot", "d => d.data.map(t => [t.meta.segment, t.y])")
+    sample = page.evaluate("() => window.dashboard.data.samples")
+    frame = pd.DataFrame(sample["rows"], columns=sample["columns"])
+    for segment, ys in boxes:  # each box is its segment's sample of the chosen feature
+        assert ys == frame.loc[frame["segment"] == segment, dimensions[1]].tolist()
+    labels = pd.read_parquet(os.path.join(mall_run, "labels"))
+    column = dimensions[1]
+    page.select_option("#rank-column", column)
+    first = page.eval_on_selector_all("#top-customers tbody tr", "rs => rs.length && rs[0].children[0].textContent")
+    assert float(page.eval_on_selector("#top-customers thead", f"h => Array.from(h.querySelectorAll('th')).findIndex("
+                                       f"t => t.textContent === {column!r})") >= 0)
+    shown = page.eval_on_selector_all(
+        "#top-customers tbody tr", f"rs => rs.map(r => r.children[Array.from(document.querySelectorAll("
+        f"'#top-customers th')).findIndex(t => t.textContent === {column!r})].textContent)")
+    assert float(shown[0].replace(",", "")) == labels[column].max()  # ranked by the chosen column
+    page.fill("#customer-filter", str(first))
+    rows = page.eval_on_selector_all("#top-customers tbody tr",
+                                     "rs => rs.map(r => Array.from(r.children).map(c => c.textContent))")
+    assert [str(first)] in [row[:1] for row in rows] and len(rows) < len(shown)
+    assert all(any(str(first) in cell for cell in row) for row in rows)  # each kept row has it in a cell
+    assert problems == []
+    page.close()

@@ -152,7 +152,7 @@ def _segment(inputs: str, output: str, *extra: str) -> tuple[int, str]:
 
 
 def test_the_job_publishes_predictions_with_the_segments(spark, tmp_path):
-    from segmentation.predict import PredictionModel, apply_model
+    from segmentation.predict import PredictionModel
 
     inputs = _transactions(tmp_path)
     output = str(tmp_path / "out")

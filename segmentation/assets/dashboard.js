@@ -45,15 +45,21 @@
   function plot(parent, id) { var d = el("div", { "class": "plot", id: id }); parent.appendChild(d); return d; }
   function draw(div, traces, layout) {
     var base = { margin: { l: 60, r: 20, t: 30, b: 60 }, legend: { orientation: "h", y: -0.2 }, hovermode: "closest" };
-    Plotly.react(div, traces, Object.assign(base, layout || {}), CONFIG);
+    layout = Object.assign(base, layout || {});
+    Object.keys(layout).forEach(function (k) {  // plotly.js 3 takes an axis title only as {text: ...}
+      if (/^[xy]axis/.test(k) && typeof layout[k].title === "string") { layout[k].title = { text: layout[k].title }; }
+    });
+    Plotly.react(div, traces, layout, CONFIG);
   }
   function segmentTrace(s, trace) {  // a trace of one segment: its colour, legend entry and visibility
     var e = bySegment[s];
     return Object.assign({ name: label(s), legendgroup: "segment-" + s, meta: { segment: s },
       visible: shown(s) ? true : "legendonly", marker: { color: e ? e.colour : "#999" } }, trace);
   }
-  function register(section, render) {
-    panels.push(function () { render(); section.setAttribute("data-visible-segments", visibleSegments().join(",")); });
+  function register(section, render) {  // returns the panel's own redraw, for its own controls
+    var redraw = function () { render(); section.setAttribute("data-visible-segments", visibleSegments().join(",")); };
+    panels.push(redraw);
+    return redraw;
   }
 
   // Header, controls
@@ -148,15 +154,14 @@
     el("option", { value: "original", text: "original units" })]);
   profiles.appendChild(el("label", {}, ["Units ", unitSelect]));
   var profilesPlot = plot(profiles, "profiles-plot");
-  unitSelect.addEventListener("change", function () { panels.forEach(function (r) { r(); }); });
-  register(profiles, function () {
+  unitSelect.addEventListener("change", register(profiles, function () {
     var z = unitSelect.value === "z";
     draw(profilesPlot, segments.map(function (e) {
       return segmentTrace(e.segment, { type: "bar", x: data.dimensions,
         y: data.dimensions.map(function (d) { return z ? e.centroid_z[d] : e.centroid[d]; }),
         hovertemplate: "%{x}: %{y:.3f}<extra>" + label(e.segment) + "</extra>" });
     }), { barmode: "group", yaxis: { title: z ? "centroid (z-units)" : "centroid (original units)" } });
-  });
+  }));
 
   // Distributions from the bounded sample
   var samples = data.samples;
@@ -166,14 +171,13 @@
     data.features.map(function (f) { return el("option", { value: f, text: f }); }));
   distributions.appendChild(el("label", {}, ["Feature ", featureSelect]));
   var distributionsPlot = plot(distributions, "distributions-plot");
-  featureSelect.addEventListener("change", function () { panels.forEach(function (r) { r(); }); });
-  register(distributions, function () {
+  featureSelect.addEventListener("change", register(distributions, function () {
     var f = column(samples, featureSelect.value), s = column(samples, "segment");
     draw(distributionsPlot, segments.map(function (e) {
       var ys = samples.rows.filter(function (r) { return r[s] === e.segment; }).map(function (r) { return r[f]; });
       return segmentTrace(e.segment, { type: "box", y: ys, boxpoints: "outliers" });
     }), { yaxis: { title: featureSelect.value }, showlegend: true });
-  });
+  }));
 
   // The customers map and the top customers
   var map = section("customers-map", "Customers map",
@@ -235,8 +239,6 @@
     kept.sort(function (a, b) { return (b[rank] == null ? -Infinity : b[rank]) - (a[rank] == null ? -Infinity : a[rank]); });
     return kept.filter(function (r) { perSegment[r[s]] = (perSegment[r[s]] || 0) + 1; return perSegment[r[s]] <= top.limit; });
   }
-  [rankSelect, filter].forEach(function (c) { c.addEventListener("input", function () { panels.forEach(function (r) { r(); }); }); });
-  rankSelect.addEventListener("change", function () { panels.forEach(function (r) { r(); }); });
   download.addEventListener("click", function () {
     var blob = new Blob([csv(top.rows, topRows(), topColumns)], { type: "text/csv" });
     var link = el("a", { href: URL.createObjectURL(blob), download: "top_customers_" + rankSelect.value + ".csv" });
@@ -244,9 +246,11 @@
     link.click();
     link.remove();
   });
-  register(topSection, function () {
+  var redrawTop = register(topSection, function () {
     topWrap.replaceChildren(tableOf(top.rows, topRows(), topColumns));
   });
+  rankSelect.addEventListener("change", redrawTop);
+  filter.addEventListener("input", redrawTop);
 
   // The elbow
   if (data.elbow) {
