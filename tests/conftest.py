@@ -94,13 +94,15 @@ def stop_process_group(process: subprocess.Popen, grace: float = 30) -> None:
             process.wait()
 
 
-def run_segment(args: list[str]) -> tuple[int, str]:
-    """The ``segment`` command in-process, on the tests' session: its exit code and its stderr."""
+def run_command(command: str, args: list[str]) -> tuple[int, str]:
+    """A command of segmentation.commands (segment, score, generate) in-process, on the tests'
+    session: its exit code and its stderr. The same main() that spark-submit and the console
+    scripts call, without a JVM's start-up per run."""
     import contextlib
+    import importlib
     import io
 
-    from segmentation.commands.segment import main
-
+    main = importlib.import_module(f"segmentation.commands.{command}").main
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         try:
@@ -108,6 +110,11 @@ def run_segment(args: list[str]) -> tuple[int, str]:
         except SystemExit as exc:  # argparse's usage errors exit through the Parser
             code = exc.code
     return code, err.getvalue()
+
+
+def run_segment(args: list[str]) -> tuple[int, str]:
+    """The ``segment`` command in-process (run_command)."""
+    return run_command("segment", args)
 
 
 def delta_files_on_disk(table: str) -> set[str]:

@@ -39,7 +39,7 @@ def weekly(spark, tmp_path_factory):
         previous = str(base / f"plain{period - 1}") if period > 1 else "none"
         plain_manifest = run_segmentation(spark, small_config(**{"input.path": data, "output.path": plain,
                                                                  "lineage.previous": previous, "seed": 3,
-                                                                 "k.max": 6}))
+                                                                 "k.max": 6, "report.enabled": False}))
         manifest = run_segmentation(spark, small_config(**{"input.path": data, "output.path": delta_out, "seed": 3,
                                                            "output.format": "delta", "output.keep_runs": 2,
                                                            "k.max": 6}))
