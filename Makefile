@@ -106,10 +106,11 @@ test-packed-env: $(STAMP) build/env.tar.gz
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/test_fuzz.py
 
-# The benchmarks' own dependencies (DuckDB, a baseline), beside the test extra.
+# The benchmarks' own dependencies (DuckDB, a baseline; Playwright, to load the dashboard in
+# Debian's chromium), beside the test extra.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): pyproject.toml | $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[test,bench,browser]'
 	touch $@
 
 # The job against scikit-learn, DuckDB, an empty Spark job and the tutorial spark.ml loop on ROWS

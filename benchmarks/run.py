@@ -12,7 +12,8 @@ JVM, any Python workers), sampled every 0.1 s as the sum of each process's
 proportional set size (PSS), so pages shared after a fork are counted once. Quality is compared with
 scikit-learn's best of 10 initialisations per K on the same rows (computed once
 per data set, not timed). The section for N rows in BENCHMARKS.md is replaced;
-the raw numbers go to benchmarks/results/N.json.
+the raw numbers go to benchmarks/results/N.json. The job's dashboard page is measured after
+each of its runs: its size, and its load time in headless Chromium (benchmarks/dashboard_page.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import dashboard_page  # noqa: E402  (benchmarks/, the script's own folder)
 from segmentation.k_selection import select_k  # noqa: E402
 
 SYSTEMS = ("job", "sklearn", "duckdb", "empty", "tutorial")
@@ -150,7 +152,8 @@ def run_system(system: str, data: Path, work: Path, job_args: list[str], submit_
         run.update(chosen_k=manifest["chosen_k"], k=[p["k"] for p in manifest["elbow"]],
                    wssse=[p["wssse"] for p in manifest["elbow"]],
                    fit_rows=[p["rows"] for p in manifest["elbow"]],
-                   timings=manifest["timings"], fit_quality=manifest.get("fit_quality"))
+                   timings=manifest["timings"], fit_quality=manifest.get("fit_quality"),
+                   dashboard=dashboard_page.measure(out))
     elif system != "empty":
         inner = json.loads(result_file.read_text())
         run.update(chosen_k=inner["chosen_k"], k=inner["k"], wssse=inner["wssse"],
@@ -409,6 +412,9 @@ def render_checks(report: dict, median: dict, peak: dict) -> list[str]:
                       f"{fq['sample_wssse_per_row']:.4f} vs {fq['all_rows_wssse_per_row']:.4f} "
                       f"({fq['relative_error'] * 100:+.2f}%)")
     checks.append(f"- The job's peak resident memory: {peak['job'] / 2**30:.2f} GiB")
+    if job.get("dashboard"):
+        checks.append(f"- The dashboard (`report/dashboard.html`, last run): {dashboard_page.describe(job['dashboard'])}; "
+                      f"the dashboard stage took {job['timings'].get('dashboard', float('nan')):.1f} s")
     return checks
 
 
