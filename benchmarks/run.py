@@ -141,8 +141,9 @@ def measured_run(argv: list[str], log: Path, name: str = "the job") -> tuple[flo
 def run_system(system: str, data: Path, work: Path, job_args: list[str], submit_args: list[str] = ()) -> dict:
     out = work / f"out-{system}"
     result_file = work / f"result-{system}.json"
-    if system != "job":  # the job replaces its own output atomically; the baselines need a clean slate
-        shutil.rmtree(out, ignore_errors=True)
+    # A clean slate for every system: each job run is a first run (#18), with no previous run
+    # beside it to match segments with and join for migrations.
+    shutil.rmtree(out, ignore_errors=True)
     result_file.unlink(missing_ok=True)
     seconds, peak = measured_run(command(system, data, out, result_file, job_args, submit_args),
                                  work / f"{system}.log", system)
