@@ -23,7 +23,7 @@ FUZZ_EXAMPLES ?= 1000
 # The Spark lines that make test-compat checks beside the main environment's (conf/compat/).
 COMPAT_LINES ?= 3.5 4.0
 
-.PHONY: run test test-browser test-crash test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions bench-predictions bench-weekly levers venv clean
+.PHONY: run test heavy-environments test-browser test-crash test-readme test-connect-remote test-compat test-packed-env fuzz packed-env dist bench bench-k bench-transactions bench-predictions bench-weekly levers venv clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -96,6 +96,10 @@ test-connect-remote: $(STAMP)
 test-compat: $(STAMP) $(foreach line,$(COMPAT_LINES),.compat/$(line)/.installed)
 	COMPAT_PYTHONS="$(foreach line,$(COMPAT_LINES),$(CURDIR)/.compat/$(line)/bin/python)" \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -m compat tests/test_compat.py
+
+# The heavy suites' own environments, built without running anything (.ci/run builds them while
+# make test runs: they are mostly downloads).
+heavy-environments: $(foreach line,$(COMPAT_LINES),.compat/$(line)/.installed) build/env.tar.gz
 
 # The packed environment running a standalone cluster's executors on 127.0.0.1, client mode
 # (tests/test_packed_env.py).
