@@ -310,6 +310,12 @@ def render_machine(m: dict) -> str:
     )
 
 
+def _machine_line(facts: dict) -> str:
+    """The machine a section ran on, in its own heading line: sections are replaced one size at a
+    time, so the Machine section names only the last bench's machine."""
+    return f"{facts['cpu']} ({facts['os']})"
+
+
 def render_section(report: dict) -> str:
     rows, runs = report["rows"], report["runs"]
     systems = [s for s in SYSTEMS if runs.get(s)]
@@ -318,8 +324,8 @@ def render_section(report: dict) -> str:
     lines = [f"## {rows:,} rows", ""]
     repeats = max(len(runs[s]) for s in systems)
     lines.append(f"{repeats} run{'s' if repeats != 1 else ''} of each"
-                 f"{', alternating' if len(systems) > 1 else ''}, at commit {report.get('commit', 'unknown')}. "
-                 f"Job arguments: `{report['job_args'] or '(defaults)'}`.")
+                 f"{', alternating' if len(systems) > 1 else ''}, at commit {report.get('commit', 'unknown')}, "
+                 f"on {_machine_line(report['machine'])}. Job arguments: `{report['job_args'] or '(defaults)'}`.")
     lines.append("")
     lines.append("| | " + " | ".join(TITLES[s] for s in systems) + " |")
     lines.append("|---|" + "---|" * len(systems))
