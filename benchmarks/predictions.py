@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,13 +47,16 @@ def main() -> int:
     parser.add_argument("--lifetimes-python", default=str(LIFETIMES_PYTHON))
     parser.add_argument("--work", default=str(ROOT / "benchmarks" / "data" / "cdnow"))
     parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override passed to the job (repeatable), e.g. predict.model=gbt")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     log = read_cdnow(Path(args.lifetimes_python))
     results = []
     for cutoff in args.cutoffs.split(","):
-        result = check_cutoff(log, datetime.date.fromisoformat(cutoff), args.horizon, work, args.lifetimes_python)
+        result = check_cutoff(log, datetime.date.fromisoformat(cutoff), args.horizon, work, args.lifetimes_python,
+                              args.set)
         results.append(result)
         print(json.dumps(result, indent=1), flush=True)
     report = {"log": "CDNOW master (lifetimes 0.11.3 datasets/CDNOW_master.txt)", "horizon_days": args.horizon,
@@ -79,7 +83,8 @@ def read_cdnow(python: Path) -> pd.DataFrame:
                          "amount": log["dollar_value"].astype(float)})
 
 
-def check_cutoff(log: pd.DataFrame, cutoff: datetime.date, horizon: int, work: Path, python: str) -> dict:
+def check_cutoff(log: pd.DataFrame, cutoff: datetime.date, horizon: int, work: Path, python: str,
+                 overrides: list[str]) -> dict:
     start, end = pd.Timestamp(cutoff), pd.Timestamp(cutoff + datetime.timedelta(days=horizon))
     seen = work / f"before-{cutoff}.csv"
     before = log[log["date"] < start]
@@ -88,7 +93,7 @@ def check_cutoff(log: pd.DataFrame, cutoff: datetime.date, horizon: int, work: P
     days = after.groupby(["customer_id", "date"], as_index=False)["amount"].sum()
     actual = days.groupby("customer_id").agg(actual_purchases=("date", "size"), actual_spend=("amount", "sum"))
 
-    job, seconds, peak, manifest = run_job(seen, cutoff, horizon, work)
+    job, seconds, peak, manifest = run_job(seen, cutoff, horizon, work, overrides)
     reference = run_lifetimes(python, seen, cutoff, horizon, work)
     both = job.merge(reference, on="customer_id", suffixes=("_job", "_lifetimes"))
     both = both.join(actual, on="customer_id").fillna({"actual_purchases": 0, "actual_spend": 0.0})
@@ -103,12 +108,15 @@ def check_cutoff(log: pd.DataFrame, cutoff: datetime.date, horizon: int, work: P
     }
 
 
-def run_job(seen: Path, cutoff: datetime.date, horizon: int, work: Path):
+def run_job(seen: Path, cutoff: datetime.date, horizon: int, work: Path, overrides: list[str]):
     out = work / f"out-{cutoff}"
+    shutil.rmtree(out, ignore_errors=True)  # a first run, as in run.py
+    settings = [arg for item in overrides for arg in ("--set", item)]
     seconds, peak = measured_run(
         [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", str(seen), "--output", str(out),
          "--input-format", "csv", "--input-kind", "transactions", "--date-col", "date", "--amount-col", "amount",
-         "--reference-date", str(cutoff), "--predict-days", str(horizon)], work / f"job-{cutoff}.log")
+         "--reference-date", str(cutoff), "--predict-days", str(horizon), *settings],
+        work / f"job-{cutoff}.log")
     labels = pd.read_parquet(out / "labels", columns=["customer_id", "p_purchase", "expected_purchases",
                                                       "expected_spend"])
     labels["customer_id"] = labels["customer_id"].astype(int)
