@@ -137,7 +137,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         with stage("label"):
             # For transactions all RFM columns, also one dropped as a feature for zero variance.
             carry = carried_columns(config.input, features)
-            labels = clean.transform(label_customers(model, id_col, (*features, *carry)))
+            labels = clean.transform(label_customers(model, id_col, (*features, *carry), segments, scaling))
             if predictions is not None:  # one row per customer: segment and prediction read together
                 labels = labels.join(predictions.customers, on=id_col, how="left")
             write_labels(labels, publisher.path("labels"), config.output.max_rows_per_file)

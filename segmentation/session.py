@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -31,6 +32,29 @@ def job_session(config: JobConfig, remote: str | None = None) -> Iterator[SparkS
         yield spark
     finally:
         spark.stop()
+
+
+def boot_jvm(remote: str | None = None) -> None:
+    """Starts the driver's JVM in a background thread when ``job_session`` will build a classic
+    session, so that the job's own imports (pandas, spark.ml, matplotlib: about 1.4 s here) run
+    while it boots (about 2 s here) instead of before it. ``build_session`` then waits for it
+    (``SparkContext._ensure_initialized`` holds its lock while launching) and, should the launch
+    have failed, launches again and raises in the main thread. Nothing to do on Spark Connect,
+    beside an active session, or where a JVM is already up."""
+    from pyspark import SparkContext
+
+    if remote or os.environ.get("SPARK_REMOTE") or SparkContext._gateway is not None:
+        return
+    if SparkSession.getActiveSession() is not None:
+        return
+
+    def boot() -> None:
+        try:
+            SparkContext._ensure_initialized()
+        except Exception:  # noqa: BLE001 - build_session tries again and raises it
+            pass
+
+    threading.Thread(target=boot, name="boot-jvm", daemon=True).start()
 
 
 def build_session(config: JobConfig, remote: str | None = None) -> SparkSession:

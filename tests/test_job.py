@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from chispa import assert_df_equality
+from chispa import assert_approx_df_equality, assert_df_equality
 from pyspark.ml import PipelineModel
 from pyspark.sql import functions as F
 from sklearn.metrics import adjusted_rand_score
@@ -136,13 +136,14 @@ def test_the_html_report_is_one_self_contained_page(run):
 def test_saved_model_scores_the_input_exactly_as_the_run_labelled_it(spark, customers_path, run):
     output, _ = run
     model = PipelineModel.load(os.path.join(output, "model"))
+    # The run labels by SQL (label.nearest_segment); the saved model by KMeansModel.transform.
     scored = model.transform(spark.read.parquet(customers_path)).select(
-        "customer_id", "segment", "segment_name"
+        "customer_id", "segment", "segment_name", "distance"
     )
     published = spark.read.parquet(os.path.join(output, "labels")).select(
-        "customer_id", "segment", "segment_name"
+        "customer_id", "segment", "segment_name", "distance"
     )
-    assert_df_equality(scored, published, ignore_row_order=True, ignore_nullable=True)
+    assert_approx_df_equality(scored, published, precision=1e-9, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_consumers_read_the_labels_with_pandas_and_pyarrow(run):

@@ -10,7 +10,7 @@ from pyspark.ml import PipelineModel
 from segmentation.config import ElbowConfig
 from segmentation.elbow import sweep
 from segmentation.errors import InputError
-from segmentation.features import fit_features
+from segmentation.features import RAW_VECTOR, SCALED_VECTOR, fit_features
 from segmentation.sample import draw_fit_rows, scale_fit_rows
 from segmentation.label import label_customers, segment_model, segments_by_size
 from segmentation.naming import name_segments
@@ -92,6 +92,39 @@ def test_labels_and_saved_model_give_segment_name_and_distance(spark, tiny, fitt
     assert_approx_df_equality(
         reloaded.select(*labels.columns), labels, precision=1e-12, ignore_row_order=True
     )
+
+
+@pytest.mark.parametrize("transforms", [{}, {"b": ("log1p",), "c": ("clip(0.05, 0.95)",), "kind": ("one_hot",)}])
+def test_labels_by_sql_are_the_saved_models_labels(spark, transforms):
+    """The labelling pass's arg-min in SQL against KMeansModel.transform, row for row, on 20,000
+    rows in K = 9 overlapping clusters (many rows near a boundary), with and without transforms."""
+    from segmentation.elbow import kmeans_model
+    from segmentation.parse import parse_steps
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    centres = rng.normal(0, 2, size=(9, 3))
+    values = centres[rng.integers(9, size=n)] + rng.normal(0, 1.5, size=(n, 3))
+    kinds = rng.choice(["north", "south", "east"], size=n)
+    rows = [(i, float(a), float(abs(b)), float(c), str(k)) for i, ((a, b, c), k) in enumerate(zip(values, kinds))]
+    table = spark.createDataFrame(rows, "customer_id LONG, a DOUBLE, b DOUBLE, c DOUBLE, kind STRING").cache()
+    features = ("a", "b", "c", "kind") if transforms else ("a", "b", "c")
+    steps = {f: parse_steps(f, s) for f, s in transforms.items()}
+    feature_model, scaling = fit_features(table, features, steps=steps)
+    data = scale_fit_rows(feature_model, table, scaling.input_features)
+    point = sweep(spark, data, [9], ElbowConfig(task_seeds_per_k=2), 3, n, engine="tasks")[0]
+    point = kmeans_model(spark, point)
+    segments = segments_by_size(point.centers, point.sizes, scaling, lambda z: [f"s{i}" for i in range(len(z))])
+    model = segment_model(feature_model, point.model, segments, scaling)
+    by_sql = table.transform(label_customers(model, "customer_id", features, segments, scaling))
+    by_model = table.transform(label_customers(model, "customer_id", features))
+    plan = by_sql._jdf.queryExecution().executedPlan().toString()
+    assert SCALED_VECTOR not in plan and RAW_VECTOR not in plan  # no vector (one-hot's index is a UDF)
+    assert by_sql.columns == by_model.columns
+    assert_approx_df_equality(by_sql, by_model, precision=1e-9, ignore_row_order=True)
+    sizes = [r["count"] for r in by_sql.groupBy("segment").count().orderBy("segment").collect()]
+    assert sizes == [s.fitted_rows for s in segments]  # the fit's own rows: the same clusters
+    table.unpersist()
 
 
 def test_profiles_aggregate_each_segment(spark, tiny, fitted):

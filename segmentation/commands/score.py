@@ -56,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         return report_error(exc)
 
+    from segmentation.session import boot_jvm, job_session
+
+    boot_jvm()  # the JVM starts while the scoring modules import
     from segmentation.score import run_id_col, score_customers
-    from segmentation.session import job_session
 
     id_col = args.id_col or run_id_col(args.model) or config.input.id_col
     input_cfg = replace(config.input, path=args.input, format=args.input_format or config.input.format,

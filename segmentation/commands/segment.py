@@ -115,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         return report_error(exc)
 
-    from segmentation.job import run_segmentation  # Spark is imported only once config is good
-    from segmentation.session import job_session
+    from segmentation.session import boot_jvm, job_session  # Spark is imported only once config is good
+
+    boot_jvm(args.remote)  # the JVM starts while the job's modules import
+    from segmentation.job import run_segmentation
 
     with job_session(config, args.remote) as spark:
         try:
