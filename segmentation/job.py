@@ -24,7 +24,7 @@ from segmentation.clean import clean_customers
 from segmentation.config import JobConfig
 from segmentation.dashboard import write_dashboard
 from segmentation.drift import enforce_drift, measure_drift
-from segmentation.elbow import engine_for, kmeans_model, sweep
+from segmentation.elbow import engine_for, kmeans_model, start_workers, sweep
 from segmentation.errors import InputError
 from segmentation.features import fit_features
 from segmentation.k_selection import select_k
@@ -63,6 +63,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                              config.output.storage_options)
 
     publisher.begin()
+    start_workers(spark, config.elbow, config.algorithm, _cores(spark))  # ready by the sweep
     sample = fit_data = rfm_cache = rfm_facts = predictions = None
     try:
         with stage("read"):

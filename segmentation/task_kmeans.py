@@ -202,3 +202,12 @@ def partition_fitter(seed: int, first_run: int, runs: int, max_iter: int, tol: f
             yield pd.DataFrame([sweep_task(x, k, seeds, max_iter, tol, silhouette_rows, seed)])
 
     return fit
+
+
+def started_worker(batches):
+    """``elbow.start_workers``' task: a worker with this module (and numpy, pandas) imported."""
+    import pandas as pd
+
+    for _ in batches:
+        pass
+    yield pd.DataFrame({"ready": [1]})
