@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 from segmentation.compat import median
 from segmentation.features import OTHER, Scaling
 from segmentation.label import DISTANCE, SEGMENT, SEGMENT_NAME, Segment
-from segmentation.sql import column
+from segmentation.sql import column, local_table
 
 # Medians come from one KLL sketch per segment and feature on Spark 4.1+ (Apache DataSketches,
 # built into Spark), from percentile_approx before (compat.median has the accuracy of each).
@@ -73,9 +73,10 @@ def profile_segments(
         aggregates += [F.sum(source).alias(name) for name, source in PREDICTED.items()]
     observed = labels.groupBy(SEGMENT).agg(*aggregates)
     names = scaling.features
-    centroids = spark.createDataFrame(
+    centroids = local_table(
+        spark,
         [(s.number, s.name, *s.centroid, *s.centroid_z) for s in segments],
-        schema=T.StructType(
+        T.StructType(
             [
                 T.StructField(SEGMENT, T.IntegerType(), False),
                 T.StructField(SEGMENT_NAME, T.StringType(), False),
