@@ -187,18 +187,31 @@ def test_mall_customers_give_the_five_known_segments(spark, tmp_path):
     "overrides, message",
     [
         ({"input.features": "age,income"}, "column 'income' not found in the input; it has: customer_id, age"),
-        ({"input.features": "age,true_segment", "input.id_col": "spending"}, None),
         ({"k.max": 7000}, "only 6000 distinct customers .* fewer than k.max = 7000; lower --k-max"),
     ],
 )
 def test_bad_input_writes_nothing(spark, customers_path, tmp_path, overrides, message):
     output = str(tmp_path / "out")
     config = small_config(**{"input.path": customers_path, "output.path": output, **overrides})
-    if message is None:  # a valid if odd choice of columns still runs: not every test is an error
-        return
     with pytest.raises(InputError, match=message):
         run_segmentation(spark, config)
     assert os.listdir(tmp_path) == [".out.lock"]  # beside OUTPUT: the lock, nothing else
+
+
+def test_an_odd_but_valid_choice_of_columns_runs(spark, customers_path, tmp_path):
+    """Not every unusual input is an error: a double column as the id (some of its values repeat:
+    one exact copy, dropped, and 37 rows of repeated ids, kept once each by policy), an integer
+    code as a feature."""
+    output = str(tmp_path / "out")
+    config = small_config(**{"input.path": customers_path, "output.path": output, "k.max": 4, "report.enabled": False,
+                             "input.features": "age,true_segment", "input.id_col": "spending",
+                             "input.duplicate_ids": "keep_first"})
+    manifest = run_segmentation(spark, config)
+    assert manifest["id_col"] == "spending" and manifest["features"] == ["age", "true_segment"]
+    assert manifest["dropped_rows"] == {"duplicate id": 37, "duplicate row": 1}
+    labels = pd.read_parquet(os.path.join(output, "labels"))
+    assert list(labels.columns[:4]) == ["spending", "segment_name", "distance", "age"]
+    assert len(labels) == labels["spending"].nunique() == manifest["labelled_rows"] == 6000 - 38
 
 
 def test_nothing_left_after_cleaning_and_a_text_feature_that_is_not_numbers(spark, tmp_path):
