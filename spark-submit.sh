@@ -84,10 +84,13 @@ if [ -n "$packed_env" ]; then
   [[ "$master" == local* ]] && fail "--packed-env is for a cluster master; local mode runs this machine's Python"
 fi
 
-# Package the library fresh for every submission (a few KB), atomically.
+# Package the library fresh for every submission (a few KB), atomically: the package beside this
+# script, $ROOT first on the path (`python -m` would put the current directory first, and zip any
+# other `segmentation` folder found there).
 mkdir -p "$ROOT/build"
 zip_path="$ROOT/build/segmentation.zip"
-PYTHONPATH="$ROOT" "$local_python" -m segmentation.package "$zip_path" >/dev/null
+"$local_python" -c 'import sys; sys.path.insert(0, sys.argv[1]); from segmentation.package import write_zip; write_zip(sys.argv[2])' \
+  "$ROOT" "$zip_path"
 
 # Harmless lines that the JVM and two of Spark's libraries print straight to stderr, not
 # through log4j (so the logging config cannot silence them); anything else goes through.

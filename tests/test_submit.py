@@ -11,11 +11,11 @@ import pytest
 from conftest import ROOT
 
 
-def submit(*args, env=None):
+def submit(*args, env=None, cwd=ROOT):
     environment = dict(os.environ, PYSPARK_DRIVER_PYTHON=sys.executable, **(env or {}))
     for key in ("SPARK_MASTER", "SPARK_REMOTE", "SPARK_HOME", "PYSPARK_PYTHON"):
         environment.pop(key, None) if key not in (env or {}) else None
-    return subprocess.run([str(ROOT / "spark-submit.sh"), *args], cwd=ROOT, env=environment,
+    return subprocess.run([str(ROOT / "spark-submit.sh"), *args], cwd=cwd, env=environment,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -101,3 +101,18 @@ def test_what_cannot_work_is_one_error_line_and_exit_2(args, message):
     result = submit(*args, "jobs/segment.py")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_shipped_package_is_the_scripts_own_whatever_the_current_directory(tmp_path):
+    """The zip for --py-files is built from the package beside spark-submit.sh, not from a
+    ``segmentation`` folder that happens to be in the directory it is run from."""
+    import zipfile
+
+    other = tmp_path / "segmentation"
+    other.mkdir()
+    (other / "__init__.py").write_text("")
+    (other / "package.py").write_text("raise SystemExit('the wrong package was zipped')\n")
+    result = submit("--print-command", str(ROOT / "jobs" / "segment.py"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(ROOT / "build" / "segmentation.zip") as archive:
+        assert "segmentation/job.py" in archive.namelist()
