@@ -126,14 +126,12 @@ def nearest_segment(segments: list[Segment], scaling: Scaling):
         distances = [F.col(name) for name in squared]
         nearest = F.least(*distances) if len(distances) > 1 else distances[0]
         number = F.when(distances[0] == nearest, F.lit(by_cluster[0].number))
+        name = F.when(distances[0] == nearest, F.lit(by_cluster[0].name))
         for s, distance in zip(by_cluster[1:], distances[1:]):
             number = number.when(distance == nearest, F.lit(s.number))
-        name = F.when(F.col(SEGMENT) == segments[0].number, F.lit(segments[0].name))
-        for s in segments[1:]:
-            name = name.when(F.col(SEGMENT) == s.number, F.lit(s.name))
+            name = name.when(distance == nearest, F.lit(s.name))
         return (df.withColumns(squared)
-                .withColumns({SEGMENT: number.cast("int"), DISTANCE: F.sqrt(nearest)})
-                .withColumn(SEGMENT_NAME, name)
+                .withColumns({SEGMENT: number.cast("int"), SEGMENT_NAME: name, DISTANCE: F.sqrt(nearest)})
                 .drop(*squared))
 
     return transform

@@ -43,9 +43,8 @@ def boot_jvm(remote: str | None = None) -> None:
     beside an active session, or where a JVM is already up."""
     from pyspark import SparkContext
 
-    if remote or os.environ.get("SPARK_REMOTE") or SparkContext._gateway is not None:
-        return
-    if SparkSession.getActiveSession() is not None:
+    if (remote or os.environ.get("SPARK_REMOTE") or SparkContext._gateway is not None
+            or SparkSession.getActiveSession() is not None):
         return
 
     def boot() -> None:
@@ -101,6 +100,7 @@ def _connect_session(config: JobConfig, remote: str) -> SparkSession:
 
 
 _SHIPPED: set[str] = set()
+_SHIPPING = threading.Lock()  # one upload a session, whichever thread asks first
 
 
 def ship_package(spark: SparkSession) -> None:
@@ -110,9 +110,11 @@ def ship_package(spark: SparkSession) -> None:
     ``segmentation``; a remote server's Python does not have it. Once per session. A server
     that refuses artifacts is an input error that says what to install there instead.
     """
-    if not is_connect(spark) or spark.session_id in _SHIPPED:
+    if not is_connect(spark):
         return
-    with tempfile.TemporaryDirectory() as directory:
+    with _SHIPPING, tempfile.TemporaryDirectory() as directory:
+        if spark.session_id in _SHIPPED:  # shipped already, maybe by elbow.start_workers' thread
+            return
         archive = package_zip(directory)
         try:
             spark.addArtifacts(archive, pyfile=True)
@@ -121,7 +123,7 @@ def ship_package(spark: SparkSession) -> None:
                 f"the Spark Connect server refused the job's Python package ({first_line(exc)}); "
                 "install it in the server's Python instead: pip install customer-segmentation (make dist)"
             ) from None
-    _SHIPPED.add(spark.session_id)
+        _SHIPPED.add(spark.session_id)
     log.info("Spark Connect: shipped the segmentation package to the server's Python workers")
 
 
