@@ -43,7 +43,7 @@ from pyspark.sql import functions as F
 
 from segmentation.config import ElbowConfig
 from segmentation.features import SCALED_VECTOR
-from segmentation.session import is_connect, ship_package
+from segmentation.session import is_connect, ship_package, thread_setup
 from segmentation.task_kmeans import partition_fitter, run_seed, started_worker
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def start_workers(spark: SparkSession, cfg: ElbowConfig, algorithm: str, cores: 
     """
     if algorithm != "kmeans" or cfg.engine == "spark_ml":
         return
-    name_pool = _thread_setup(spark)
+    name_pool = thread_setup(spark)
 
     def warm() -> None:
         try:
@@ -236,7 +236,7 @@ def sweep(
     silhouette_data = sweep_data
     if rows > cfg.silhouette_rows:
         silhouette_data = sweep_data.sample(cfg.silhouette_rows / rows, seed=seed)
-    pools = _thread_setup(spark)
+    pools = thread_setup(spark)
 
     def fit_k(k: int, first_run: int = 0) -> ElbowPoint:
         pools(f"elbow-k{k}")
@@ -388,20 +388,3 @@ def _fitted_on_centres(spark: SparkSession, point: ElbowPoint) -> KMeansModel:
     ).fit(table)
 
 
-def _thread_setup(spark: SparkSession):
-    """Prepares a pool thread for Spark: its own FAIR scheduler pool on classic Spark; on
-    Spark Connect, the session made active in the thread (pyspark.ml's remote calls, such as
-    a model's summary, look for the thread's active session)."""
-    context = None if is_connect(spark) else spark.sparkContext
-    lock = threading.Lock()
-
-    def name_pool(pool: str) -> None:
-        if context is None:
-            activate = getattr(type(spark), "_set_default_and_active_session", None)
-            if activate is not None:
-                activate(spark)
-            return
-        with lock:
-            context.setLocalProperty("spark.scheduler.pool", pool)
-
-    return name_pool

@@ -20,6 +20,7 @@ import pyspark
 from pyspark.sql import SparkSession
 
 from segmentation import report as report_step
+from segmentation.background import Background
 from segmentation.clean import clean_customers
 from segmentation.config import JobConfig
 from segmentation.dashboard import write_dashboard
@@ -65,6 +66,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
     publisher.begin()
     start_workers(spark, config.elbow, config.algorithm, _cores(spark))  # ready by the sweep
     sample = fit_data = rfm_cache = rfm_facts = predictions = None
+    writes = Background(spark)  # the small outputs, written while the job goes on
     try:
         with stage("read"):
             table = transactions_table = read_input(spark, config.input)
@@ -81,6 +83,9 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 reference = rfm_facts.reference
                 predictions = predict_customers(spark, purchases(transactions_table, config.input, reference),
                                                 id_col, reference, config.predict, config.seed)
+                writes.submit("predictions_eval", _write_small, evaluation_frame(spark, predictions.evaluation),
+                              publisher.path("predictions_eval"))
+                writes.submit("prediction_model", predictions.model.save, spark, publisher.path("prediction_model"))
 
         with stage("clean"):
             customers = select_features(table, id_col, features, categorical, carried_columns(config.input, features))
@@ -122,6 +127,9 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             log.info("chose k=%d by %s", selection.chosen_k, selection.decided_by)
             if selection.clear_structure is False:
                 log.warning("%s", selection.summary)
+            elbow_rows = [p.to_row(selection.chosen_k) for p in elbow]
+            writes.submit("elbow", _write_small, spark.createDataFrame(elbow_rows, schema=ELBOW_SCHEMA),
+                          publisher.path("elbow"))
 
         with stage("fit"):
             # The sweep already fitted the chosen K on the same rows: its best seed is the model.
@@ -134,6 +142,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             )
             segments, lineage = carry_identities(segments, scaling, previous, config.lineage, run_id)
             model = segment_model(feature_model, chosen.model, segments, scaling)
+            writes.submit("model", model.write().save, publisher.path("model"))
 
         with stage("label"):
             # For transactions all RFM columns, also one dropped as a feature for zero variance.
@@ -163,16 +172,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         with stage("migrations"):
             migrations = track_migrations(spark, published, id_col, segments, continued, publisher.path("migrations"))
 
-        with stage("publish"):
-            elbow_rows = [p.to_row(selection.chosen_k) for p in elbow]
-            spark.createDataFrame(elbow_rows, schema=ELBOW_SCHEMA).coalesce(1).write.parquet(
-                publisher.path("elbow")
-            )
-            model.write().save(publisher.path("model"))
-            if predictions is not None:
-                evaluation_frame(spark, predictions.evaluation).coalesce(1).write.parquet(
-                    publisher.path("predictions_eval"))
-                predictions.model.save(spark, publisher.path("prediction_model"))
+        with stage("publish"):  # what is left of the background writes
+            writes.wait()
 
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -230,6 +231,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         manifest["finished_at"] = utc_now()
         publisher.commit(manifest)
     except BaseException:
+        writes.settle()  # no write still running into the staging that abort removes
         publisher.abort()
         raise
     finally:
@@ -248,6 +250,10 @@ ELBOW_SCHEMA = (
     "k INT, wssse DOUBLE, rows LONG, silhouette DOUBLE, sizes ARRAY<LONG>, "
     "iterations INT, seconds DOUBLE, chosen BOOLEAN, log_likelihood DOUBLE, bic DOUBLE"
 )
+
+
+def _write_small(table, path: str) -> None:
+    table.coalesce(1).write.parquet(path)
 
 
 def _fit_quality(chosen, fit_rows: int, all_rows_wssse: float, all_rows: int) -> dict[str, Any]:

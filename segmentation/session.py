@@ -130,3 +130,22 @@ def ship_package(spark: SparkSession) -> None:
 def is_connect(spark: SparkSession) -> bool:
     """True for a Spark Connect session (no SparkContext, no JVM in this process)."""
     return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def thread_setup(spark: SparkSession):
+    """Prepares a pool thread for Spark: its own FAIR scheduler pool on classic Spark; on
+    Spark Connect, the session made active in the thread (pyspark.ml's remote calls, such as
+    a model's summary, look for the thread's active session)."""
+    context = None if is_connect(spark) else spark.sparkContext
+    lock = threading.Lock()
+
+    def name_pool(pool: str) -> None:
+        if context is None:
+            activate = getattr(type(spark), "_set_default_and_active_session", None)
+            if activate is not None:
+                activate(spark)
+            return
+        with lock:
+            context.setLocalProperty("spark.scheduler.pool", pool)
+
+    return name_pool
