@@ -203,3 +203,30 @@ def test_profile_medians_hold_their_rank_beyond_the_sketch_size(spark, fitted):
             ).first()
             assert below / 100_000 - 2e-4 <= 0.5 <= at_most / 100_000 + 2e-4, (segment, feature, median)
     labels.unpersist()
+
+
+def test_a_local_table_holds_exactly_its_rows_and_schema(spark):
+    """The profile's centroid table, made from one SQL expression: every double round-trips
+    exactly, names and strings keep their punctuation, and the schema (nullability too) is as asked."""
+    from chispa import assert_df_equality
+    from pyspark.sql import types as T
+
+    from segmentation.sql import local_table
+
+    schema = T.StructType([
+        T.StructField("segment", T.IntegerType(), False),
+        T.StructField("segment_name", T.StringType(), False),
+        T.StructField("Annual Income (k$).x`_centroid", T.DoubleType(), False),
+        T.StructField("n", T.LongType(), True),
+    ])
+    rng = np.random.default_rng(3)
+    doubles = [0.30000000000000004, -0.0, 5e-324, 1e-300, -1.2345678901234567e100, 123456789.125,
+               *[float(x) for x in rng.standard_normal(20) * 10.0 ** rng.integers(-12, 12, 20)]]
+    texts = ["it's", "back\\slash", "new\nline", "ünï ✓", '"quoted"', "a,b"]
+    rows = [(i, texts[i % len(texts)], x, None if i % 3 else 2**40 + i) for i, x in enumerate(doubles)]
+    table = local_table(spark, rows, schema)
+    assert table.schema == schema
+    assert_df_equality(table, spark.createDataFrame(rows, schema))
+    got = [tuple(r) for r in table.collect()]
+    assert [math.copysign(1.0, r[2]) for r in got] == [math.copysign(1.0, r[2]) for r in rows]
+    assert got == rows
