@@ -230,3 +230,5 @@ def test_a_local_table_holds_exactly_its_rows_and_schema(spark):
     got = [tuple(r) for r in table.collect()]
     assert [math.copysign(1.0, r[2]) for r in got] == [math.copysign(1.0, r[2]) for r in rows]
     assert got == rows
+    as_numpy = [(np.int32(i), t, np.float64(x), n if n is None else np.int64(n)) for i, t, x, n in rows]
+    assert [tuple(r) for r in local_table(spark, as_numpy, schema).collect()] == rows  # numpy's scalars too
