@@ -28,9 +28,8 @@ class Background:
     """Writes submitted in order on one thread; ``wait`` re-raises the first that failed."""
 
     def __init__(self, spark: SparkSession):
-        self._name_pool = thread_setup(spark)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=POOL,
-                                        initializer=self._name_pool, initargs=(POOL,))
+                                        initializer=thread_setup(spark), initargs=(POOL,))
         self._writes: list[tuple[str, Future]] = []
 
     def submit(self, name: str, write: Callable[..., Any], *args: Any) -> None:
