@@ -34,9 +34,9 @@ from segmentation.lineage import carry_identities, read_previous
 from segmentation.migrations import track_migrations
 from segmentation.naming import name_segments
 from segmentation.parse import LOG1P, is_categorical, parse_steps
-from segmentation.predict import evaluation_frame, predict_customers
+from segmentation.predict import EVAL_SCHEMA, predict_customers
 from segmentation.profile import profile_segments
-from segmentation.publish import SCHEMA_VERSION, TABLES, new_run_id, open_publisher, utc_now
+from segmentation.publish import SCHEMA_VERSION, TABLES, new_run_id, open_publisher, utc_now, write_small_table
 from segmentation.read import read_input, select_features, unreadable_file
 from segmentation.rfm import carried_columns, customer_rfm, purchases
 from segmentation.sample import draw_fit_rows, scale_fit_rows
@@ -83,7 +83,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 reference = rfm_facts.reference
                 predictions = predict_customers(spark, purchases(transactions_table, config.input, reference),
                                                 id_col, reference, config.predict, config.seed)
-                writes.submit("predictions_eval", _write_small, evaluation_frame(spark, predictions.evaluation),
+                writes.submit("predictions_eval", write_small_table, spark, predictions.evaluation, EVAL_SCHEMA,
                               publisher.path("predictions_eval"))
                 writes.submit("prediction_model", predictions.model.save, spark, publisher.path("prediction_model"))
 
@@ -128,8 +128,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             if selection.clear_structure is False:
                 log.warning("%s", selection.summary)
             elbow_rows = [p.to_row(selection.chosen_k) for p in elbow]
-            writes.submit("elbow", _write_small, spark.createDataFrame(elbow_rows, schema=ELBOW_SCHEMA),
-                          publisher.path("elbow"))
+            writes.submit("elbow", write_small_table, spark, elbow_rows, ELBOW_SCHEMA, publisher.path("elbow"))
 
         with stage("fit"):
             # The sweep already fitted the chosen K on the same rows: its best seed is the model.
@@ -250,10 +249,6 @@ ELBOW_SCHEMA = (
     "k INT, wssse DOUBLE, rows LONG, silhouette DOUBLE, sizes ARRAY<LONG>, "
     "iterations INT, seconds DOUBLE, chosen BOOLEAN, log_likelihood DOUBLE, bic DOUBLE"
 )
-
-
-def _write_small(table, path: str) -> None:
-    table.coalesce(1).write.parquet(path)
 
 
 def _fit_quality(chosen, fit_rows: int, all_rows_wssse: float, all_rows: int) -> dict[str, Any]:

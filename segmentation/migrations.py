@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from segmentation.label import SEGMENT, Segment
 from segmentation.lineage import PreviousRun
+from segmentation.publish import write_small_table
 from segmentation.sql import column
 
 FROM, TO = "from_segment", "to_segment"
@@ -46,7 +47,7 @@ def track_migrations(
     names_before = {s.number: s.name for s in previous.segments}
     names_now = {s.number: s.name for s in segments}
     rows = migration_rows(counts, names_before, names_now)
-    spark.createDataFrame(rows, schema=MIGRATIONS_SCHEMA).coalesce(1).write.parquet(path)
+    write_small_table(spark, rows, MIGRATIONS_SCHEMA, path)
     return summarise(counts)
 
 

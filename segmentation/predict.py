@@ -50,7 +50,7 @@ from pyspark.sql import types as T
 
 from segmentation.errors import InputError, first_line
 from segmentation.rfm import AMOUNT, DATE
-from segmentation.sql import column
+from segmentation.sql import column, local_table
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class PredictionModel:
         for name, tree in self.trees.items():
             tree.write().save(f"{path}/{name}")
         text = json.dumps(self.to_dict(), sort_keys=True)
-        spark.createDataFrame([(text,)], "value STRING").coalesce(1).write.text(f"{path}/{PARAMETERS}")
+        local_table(spark, [(text,)], "value STRING").coalesce(1).write.text(f"{path}/{PARAMETERS}")
 
     @classmethod
     def load(cls, spark: SparkSession, path: str) -> "PredictionModel":
@@ -611,6 +611,3 @@ def choose_model(evaluation: list[dict[str, Any]], forced: str) -> tuple[str, st
     behind = [name for name in criteria if name not in ahead]
     return "bgnbd", f"backtest: the trees not ahead by more than the margin on {', '.join(behind)}"
 
-
-def evaluation_frame(spark: SparkSession, evaluation: list[dict[str, Any]]) -> DataFrame:
-    return spark.createDataFrame(evaluation, schema=EVAL_SCHEMA)

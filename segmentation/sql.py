@@ -8,6 +8,7 @@ literal for infinity or NaN (``inf`` would be read as a column name).
 
 from __future__ import annotations
 
+import datetime
 import math
 import numbers
 
@@ -39,19 +40,45 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def local_table(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:
-    """A small table of ``rows`` made in the JVM (``inline`` over literal structs), with exactly
-    ``schema``. ``createDataFrame`` of a list runs a Python RDD job on classic Spark, and its first
-    Python worker, started in the middle of a stage, cost the 10M run's profile stage 1.2 s. The
-    rows are one SQL expression, parsed once: built from Column objects, the profile's K-row
-    centroid table took some 1,600 calls into the JVM (an 8-row, 10-column table: 0.13-0.18 s
-    on a warm session, against 0.02-0.03 s as one expression)."""
+KEEP = "__keep"
+
+
+def local_table(spark: SparkSession, rows: list, schema: T.StructType | str) -> DataFrame:
+    """A small table of ``rows`` (tuples, or dicts by field name) made in the JVM (``inline`` over
+    literal structs), with exactly ``schema`` (a StructType or DDL), nullability included.
+
+    ``createDataFrame`` of a list runs a Python RDD job on classic Spark, and its Python worker,
+    started beside a stage, cost the 10M run's profile stage 1.2 s (and the 1M run's label stage
+    about 0.6 s while the elbow table was written beside it). The rows are one SQL expression,
+    parsed once: built from Column objects, the profile's K-row centroid table took some 1,600
+    calls into the JVM (an 8-row, 10-column table: 0.13-0.18 s on a warm session, against
+    0.02-0.03 s as one expression).
+
+    A literal column is nullable only where a row holds NULL, so one extra row, with NULL in
+    every nullable field, is added and filtered out again: the table has the schema's flags
+    whatever its values.
+    """
+    if isinstance(schema, str):
+        schema = T._parse_datatype_string(schema)  # as createDataFrame reads a DDL schema
+    if not rows:  # no literal row to take types from
+        return spark.createDataFrame([], schema)
+    values = [_values(row, schema) for row in rows]
+    nullable = [f.nullable for f in schema.fields]
+    padded = [(v, True) for v in values]
+    if any(nullable):
+        padded.append((tuple(None if n else v for n, v in zip(nullable, values[0])), False))
     structs = ", ".join(
-        "struct(" + ", ".join(f"CAST({sql_literal(value)} AS {f.dataType.simpleString()})"
-                              for value, f in zip(row, schema.fields)) + ")"
-        for row in rows
+        "struct(" + ", ".join([f"CAST({sql_literal(value)} AS {f.dataType.simpleString()})"
+                               for value, f in zip(row, schema.fields)] + [sql_literal(keep)]) + ")"
+        for row, keep in padded
     )
-    return spark.range(1).selectExpr(f"inline(array({structs}))").toDF(*schema.fieldNames())
+    table = spark.range(1).selectExpr(f"inline(array({structs}))").toDF(*schema.fieldNames(), KEEP)
+    return table.where(F.col(KEEP)).drop(KEEP)
+
+
+def _values(row, schema: T.StructType) -> tuple:
+    """A row's values in the schema's order: a tuple as it is, a dict by field name."""
+    return tuple(row[name] for name in schema.fieldNames()) if isinstance(row, dict) else tuple(row)
 
 
 def sql_literal(value) -> str:
@@ -65,4 +92,8 @@ def sql_literal(value) -> str:
         return f"{int(value)}L"
     if isinstance(value, numbers.Real):
         return sql_number(value).upper() + "D"
+    if isinstance(value, (list, tuple)):  # an array: the CAST around it gives its elements' type
+        return "array(" + ", ".join(sql_literal(v) for v in value) + ")"
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return f"DATE '{value.isoformat()}'"
     return sql_string(str(value))

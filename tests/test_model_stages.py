@@ -1,6 +1,7 @@
 """Stages 3 to 8 on tiny inline data: features, sweep, segment model, labels, profiles."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -232,3 +233,42 @@ def test_a_local_table_holds_exactly_its_rows_and_schema(spark):
     assert got == rows
     as_numpy = [(np.int32(i), t, np.float64(x), n if n is None else np.int64(n)) for i, t, x, n in rows]
     assert [tuple(r) for r in local_table(spark, as_numpy, schema).collect()] == rows  # numpy's scalars too
+
+
+@pytest.mark.parametrize("table", ["elbow", "migrations", "predictions_eval"])
+def test_the_small_tables_are_written_with_their_schema_whatever_their_values(spark, tmp_path, table):
+    """write_small_table (a local_table, no Python job) writes the same Parquet as createDataFrame
+    would: a nullable column stays nullable when no row holds NULL, arrays and dates included."""
+    import datetime
+
+    import pyarrow.parquet as pq
+
+    from segmentation.job import ELBOW_SCHEMA
+    from segmentation.migrations import MIGRATIONS_SCHEMA
+    from segmentation.predict import EVAL_SCHEMA
+    from segmentation.publish import write_small_table
+
+    schema, rows = {
+        "elbow": (ELBOW_SCHEMA, [
+            {"k": 2, "wssse": 10.5, "rows": 100, "silhouette": 0.5, "sizes": [60, 40], "iterations": 3,
+             "seconds": 0.1, "chosen": False, "log_likelihood": None, "bic": None},
+            {"k": 3, "wssse": 4.25, "rows": 100, "silhouette": 0.625, "sizes": [], "iterations": 7,
+             "seconds": 0.2, "chosen": True, "log_likelihood": -3.5, "bic": 1e-300},
+        ]),
+        "migrations": (MIGRATIONS_SCHEMA, [(0, "Savers", 1, "it's new", 5, 0.5), (2, "a\\b", 1, "x", 5, 0.5)]),
+        "predictions_eval": (EVAL_SCHEMA, [
+            ("bgnbd", True, datetime.date(1998, 1, 1), 90, 100, 90, 0.7, 0.3, 1.0, 2.0, -0.5, 3.0, 4.0, 0.25,
+             [0.1, 0.2], [0.3, 0.4], [0.0, 1.0]),
+        ]),
+    }[table]
+    expected = spark.createDataFrame(rows, schema)
+    write_small_table(spark, rows, schema, str(tmp_path / "ours"))
+    expected.coalesce(1).write.parquet(str(tmp_path / "theirs"))
+    ours, theirs = ([f for f in os.listdir(tmp_path / name) if f.endswith(".parquet")] for name in ("ours", "theirs"))
+    assert len(ours) == 1
+    read = {name: pq.read_table(tmp_path / name / files[0])
+            for name, files in (("ours", ours), ("theirs", theirs))}
+    assert read["ours"].schema.remove_metadata() == read["theirs"].schema.remove_metadata()
+    assert read["ours"].to_pylist() == read["theirs"].to_pylist()
+    written = spark.read.parquet(str(tmp_path / "ours"))
+    assert written.schema == spark.read.parquet(str(tmp_path / "theirs")).schema
