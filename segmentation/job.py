@@ -26,7 +26,6 @@ from segmentation.config import JobConfig
 from segmentation.dashboard import write_dashboard
 from segmentation.drift import enforce_drift, measure_drift
 from segmentation.elbow import engine_for, kmeans_model, start_workers, sweep
-from segmentation.errors import InputError
 from segmentation.features import fit_features
 from segmentation.k_selection import select_k
 from segmentation.label import label_customers, segment_model, segments_by_size, write_labels
@@ -41,7 +40,6 @@ from segmentation.read import read_input, select_features, unreadable_file
 from segmentation.rfm import carried_columns, customer_rfm, purchases
 from segmentation.sample import draw_fit_rows, scale_fit_rows
 from segmentation.session import is_connect
-from segmentation.sql import column
 from segmentation.tracking import log_run, open_tracking
 
 log = logging.getLogger(__name__)
@@ -104,8 +102,7 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
                 steps,
             )
             features = scaling.input_features  # without any zero-variance feature dropped by policy
-            fit_data = scale_fit_rows(feature_model, sample, features)
-            _check_enough_distinct(fit_data, features, config.k.max)
+            fit_data = scale_fit_rows(feature_model, sample, features, config.k.max)
 
         with stage("sweep"):
             ks = list(range(config.k.min, config.k.max + 1))
@@ -263,14 +260,6 @@ def _fit_quality(chosen, fit_rows: int, all_rows_wssse: float, all_rows: int) ->
         "relative_error": (on_sample - on_all) / on_all if on_all else 0.0,
     }
 
-
-def _check_enough_distinct(fit_data, features: tuple[str, ...], k_max: int) -> None:
-    distinct = fit_data.select(*[column(f) for f in features]).distinct().limit(k_max).count()
-    if distinct < k_max:
-        raise InputError(
-            f"only {distinct} distinct customers (feature combinations) to cluster, fewer than "
-            f"k.max = {k_max}; lower --k-max to at most {distinct}"
-        )
 
 
 def _stage_timer(timings: dict[str, float]):

@@ -15,10 +15,19 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from segmentation.errors import InputError
 from segmentation.features import SCALED_VECTOR
 from segmentation.sql import column
 
 HASH_BUCKETS = 1 << 30
+# approx_count_distinct at its default precision keeps m = 2^9 registers, and Spark's
+# HyperLogLog++ counts by linear counting, m ln(m / empty registers), while that is at most 400.
+# Each distinct value fills at most one register, so n distinct values give an estimate of at
+# most m ln(m / (m - n)): under 1.4 n (and under 400) for n up to 250; hash collisions only lower
+# it. An estimate of at least 2 k.max therefore proves k.max distinct values, for k.max up to 250.
+# (At 2^14 registers the bound holds further, but the pass over 50,000 rows took 0.6 s, not 0.2 s.)
+DISTINCT_RSD = 0.05
+DISTINCT_EXACT_UP_TO = 250
 
 
 def draw_fit_rows(
@@ -45,13 +54,30 @@ def draw_fit_rows(
     return data, data.count()
 
 
-def scale_fit_rows(feature_model: PipelineModel, rows: DataFrame, features: tuple[str, ...]) -> DataFrame:
-    """The fit rows with their scaled vector, cached; ``rows`` is no longer cached afterwards."""
+def scale_fit_rows(
+    feature_model: PipelineModel, rows: DataFrame, features: tuple[str, ...], k_max: int = 0
+) -> DataFrame:
+    """The fit rows with their scaled vector, cached; ``rows`` is no longer cached afterwards.
+
+    An input error when they hold fewer than ``k_max`` distinct customers (combinations of
+    feature values): K-means cannot place more centres than there are points. The pass that
+    caches them also estimates that number (HyperLogLog); only an estimate below twice
+    ``k_max`` takes a second, exact pass (see DISTINCT_RSD).
+    """
     data = (
         feature_model.transform(rows)
         .select(*[column(f) for f in features], SCALED_VECTOR)
         .cache()
     )
-    data.count()
+    points = F.struct(*[column(f) for f in features])
+    estimate = data.select(F.approx_count_distinct(points, DISTINCT_RSD)).first()[0]
     rows.unpersist()
+    if estimate < 2 * k_max or k_max > DISTINCT_EXACT_UP_TO:
+        distinct = data.select(*[column(f) for f in features]).distinct().limit(k_max).count()
+        if distinct < k_max:
+            data.unpersist()
+            raise InputError(
+                f"only {distinct} distinct customers (feature combinations) to cluster, fewer than "
+                f"k.max = {k_max}; lower --k-max to at most {distinct}"
+            )
     return data

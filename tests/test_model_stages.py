@@ -272,3 +272,20 @@ def test_the_small_tables_are_written_with_their_schema_whatever_their_values(sp
     assert read["ours"].to_pylist() == read["theirs"].to_pylist()
     written = spark.read.parquet(str(tmp_path / "ours"))
     assert written.schema == spark.read.parquet(str(tmp_path / "theirs")).schema
+
+
+@pytest.mark.parametrize("k_max", [3, 10, 40, 251])
+def test_fewer_distinct_customers_than_k_max_is_an_input_error(spark, k_max):
+    """The fit rows' pass estimates their distinct points; just enough, one too few (repeated
+    many times over) and plenty are each decided as an exact count would decide them."""
+    for distinct, ok in ((k_max - 1, False), (k_max, True), (3 * k_max, True)):
+        rows = [(i, float(i % distinct), float((i % distinct) % 3)) for i in range(50 * k_max)]
+        table = spark.createDataFrame(rows, "customer_id LONG, income DOUBLE, spending DOUBLE")
+        feature_model, _ = fit_features(table, FEATURES)
+        sample, _ = draw_fit_rows(table, len(rows), "customer_id", FEATURES, None, seed=1, partitions=2)
+        if ok:
+            scale_fit_rows(feature_model, sample, FEATURES, k_max).unpersist()
+        else:
+            with pytest.raises(InputError, match=f"only {distinct} distinct customers .* fewer than "
+                                                 f"k.max = {k_max}; lower --k-max to at most {distinct}$"):
+                scale_fit_rows(feature_model, sample, FEATURES, k_max)
