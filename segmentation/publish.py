@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from pyspark.sql import SparkSession
+from pyspark.sql.types import StructType
 
 from segmentation.errors import InputError
 from segmentation.read import is_hidden, is_local_path, local_path
 from segmentation.session import is_connect
 from segmentation.sql import local_table
 
-def write_small_table(spark: SparkSession, rows: list, schema: Any, path: str) -> None:
+
+def write_small_table(spark: SparkSession, rows: list, schema: StructType | str, path: str) -> None:
     """A table of a few rows (the elbow, the migrations, the backtest) as one Parquet file."""
     local_table(spark, rows, schema).coalesce(1).write.parquet(path)
 

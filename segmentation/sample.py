@@ -64,16 +64,12 @@ def scale_fit_rows(
     caches them also estimates that number (HyperLogLog); only an estimate below twice
     ``k_max`` takes a second, exact pass (see DISTINCT_RSD).
     """
-    data = (
-        feature_model.transform(rows)
-        .select(*[column(f) for f in features], SCALED_VECTOR)
-        .cache()
-    )
-    points = F.struct(*[column(f) for f in features])
-    estimate = data.select(F.approx_count_distinct(points, DISTINCT_RSD)).first()[0]
+    values = [column(f) for f in features]
+    data = feature_model.transform(rows).select(*values, SCALED_VECTOR).cache()
+    estimate = data.select(F.approx_count_distinct(F.struct(*values), DISTINCT_RSD)).first()[0]
     rows.unpersist()
     if estimate < 2 * k_max or k_max > DISTINCT_EXACT_UP_TO:
-        distinct = data.select(*[column(f) for f in features]).distinct().limit(k_max).count()
+        distinct = data.select(*values).distinct().limit(k_max).count()
         if distinct < k_max:
             data.unpersist()
             raise InputError(

@@ -49,7 +49,7 @@ def local_table(spark: SparkSession, rows: list, schema: T.StructType | str) -> 
 
     ``createDataFrame`` of a list runs a Python RDD job on classic Spark, and its Python worker,
     started beside a stage, cost the 10M run's profile stage 1.2 s (and the 1M run's label stage
-    about 0.6 s while the elbow table was written beside it). The rows are one SQL expression,
+    0.4 to 0.6 s while the elbow table was written beside it). The rows are one SQL expression,
     parsed once: built from Column objects, the profile's K-row centroid table took some 1,600
     calls into the JVM (an 8-row, 10-column table: 0.13-0.18 s on a warm session, against
     0.02-0.03 s as one expression).
