@@ -21,6 +21,13 @@ MALL_CONFIG = {
     "input.features": "Annual Income (k$),Spending Score (1-100)", "k.max": 7,
 }
 
+# Java's class-data sharing archive of a local run's classes (make jvm-classes, which make test
+# builds first): the tests' JVMs map it, as ./spark-submit.sh's do, for 2 s less start-up each.
+JVM_CLASSES = ROOT / "build" / "jvm-classes.jsa"
+JVM_CLASSES_OPTIONS = (
+    f" -XX:SharedArchiveFile={JVM_CLASSES} -Xlog:cds=off -Xlog:cds+dynamic=off" if JVM_CLASSES.exists() else ""
+)
+
 # Spark's Python workers must run this interpreter, the one with the project installed.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -40,7 +47,7 @@ def spark():
         .config("spark.driver.memory", "2g")
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}",
+            f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}{JVM_CLASSES_OPTIONS}",
         )
         .getOrCreate()
     )

@@ -14,12 +14,12 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import ROOT, run_command
+from conftest import JVM_CLASSES, ROOT, run_command
 
 
-def submit(*args, timeout=600):
+def submit(*args, timeout=600, **env_vars):
     env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
-               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g")
+               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g", **env_vars)
     env.pop("SPARK_HOME", None)
     return subprocess.run([str(ROOT / "spark-submit.sh"), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -45,13 +45,16 @@ def published(spark, tmp_path_factory):
     code, err = run_command("generate", ["--rows", "20000", "--segments", "4", "--seed", "5",
                                          "--partitions", "2", "--output", data])
     assert code == 0, err[-3000:]
-    segmented = submit("jobs/segment.py", "--input", data, "--output", output, "--k-max", "8")
+    # The JVM logs where each class came from (a file, nothing on the terminal), for the archive's test.
+    classes = str(base / "classes.log")
+    segmented = submit("jobs/segment.py", "--input", data, "--output", output, "--k-max", "8",
+                       SPARK_SUBMIT_OPTS=f"-Xlog:class+load=info:file={classes}")
     assert segmented.returncode == 0, segmented.stderr[-3000:]
-    return data, output, segmented
+    return data, output, segmented, classes
 
 
 def test_spark_submit_runs_the_job_end_to_end(published):
-    data, output, result = published
+    data, output, result, _ = published
     assert f"report: {output}/report/report.html" in result.stdout
     assert "stage sweep done" in result.stderr and "elbow k=4" in result.stderr
     manifest = json.load(open(os.path.join(output, "manifest.json")))
@@ -67,8 +70,20 @@ def test_spark_submit_runs_the_job_end_to_end(published):
     assert pairs.groupby("segment", observed=True)["true_segment"].nunique().max() == 1
 
 
+def test_a_local_run_maps_sparks_classes_from_the_archive_make_built(published):
+    # make test builds build/jvm-classes.jsa first (make jvm-classes); spark-submit.sh passes it on.
+    *_, classes = published
+    assert JVM_CLASSES.exists(), "no build/jvm-classes.jsa: run make jvm-classes (make test does)"
+    # Spark's classes that come from a jar or the archive (lambdas and generated code never do).
+    sources = [line.rsplit(" source: ", 1)[1] for line in open(classes, encoding="utf-8")
+               if " org.apache.spark." in line and " source: " in line]
+    mapped = sum(s.startswith("shared objects file (top)") for s in sources)
+    from_jars = sum(s.startswith(("jar:", "file:")) for s in sources)
+    assert mapped > 3000 and mapped > 9 * from_jars, (mapped, from_jars)
+
+
 def test_report_runs_alone_on_a_published_output(published):
-    _, output, _ = published
+    _, output, _, _ = published
     for name in ("elbow.png", "scatter.png"):
         os.remove(os.path.join(output, "report", name))
     result = subprocess.run([sys.executable, "-m", "segmentation.report", output],
@@ -101,7 +116,7 @@ def test_report_runs_alone_on_a_published_output(published):
 )
 def test_bad_input_exits_2_with_one_error_line_and_keeps_the_last_publish(published, tmp_path, through, args,
                                                                           message):
-    data, output, _ = published
+    data, output, _, _ = published
     few = tmp_path / "few.csv"
     few.write_text("id,x,y\n" + "".join(f"{i},{i % 3},{i % 3}\n" for i in range(12)))
     args = [str(few) if a == "FEW_CSV" else a for a in args]
@@ -121,7 +136,7 @@ def test_bad_input_exits_2_with_one_error_line_and_keeps_the_last_publish(publis
 
 
 def test_score_job_labels_new_customers_like_the_run_did(published, tmp_path):
-    data, output, _ = published
+    data, output, _, _ = published
     scored_to = str(tmp_path / "scored")
     result = submit("jobs/score.py", "--model", f"{output}/model", "--input", data, "--output", scored_to)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -148,7 +163,7 @@ def test_a_killed_run_leaves_the_last_publish_byte_identical(published, signal_n
     import signal
     import time
 
-    data, output, _ = published
+    data, output, _, _ = published
     before = digest(output)
     env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
                PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g")
@@ -174,7 +189,7 @@ def test_a_killed_run_leaves_the_last_publish_byte_identical(published, signal_n
 
 @pytest.mark.crash
 def test_the_run_after_a_kill_clears_its_leftovers(published):
-    data, output, _ = published
+    data, output, _, _ = published
     parent = os.path.dirname(output)
     os.makedirs(os.path.join(parent, ".segments.staging-killed", "labels"), exist_ok=True)
     result = submit("jobs/segment.py", "--input", data, "--output", output, "--k-max", "6")
@@ -184,7 +199,7 @@ def test_the_run_after_a_kill_clears_its_leftovers(published):
 
 
 def test_a_read_only_output_location_is_an_error_and_keeps_the_last_publish(published):
-    data, output, _ = published
+    data, output, _, _ = published
     parent = os.path.dirname(output)
     before = digest(output)
     # chattr +i stops root too, which plain permissions would not (the tests may run as root).
@@ -224,7 +239,7 @@ def test_the_job_segments_transactions_from_the_command_line(spark, tmp_path, ca
 
 def test_a_healthy_run_prints_only_the_jobs_own_progress(published):
     # No JVM, netlib, DataSketches or hostname noise: one line per stage and per K, then the result.
-    _, _, result = published
+    _, _, result, _ = published
     lines = result.stderr.splitlines()
     strangers = [line for line in lines if not re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (INFO|WARNING) segment", line)]
     assert strangers == [], strangers

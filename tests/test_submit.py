@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import JVM_CLASSES, ROOT
 
 
 def submit(*args, env=None, cwd=ROOT):
@@ -46,6 +46,8 @@ def test_local_mode_runs_this_machines_python_with_the_logging_config_at_its_pat
     assert f"PYSPARK_PYTHON={sys.executable}" in words  # local mode: the workers run this Python too
     java = args[args.index("--driver-java-options") + 1]
     assert f"-Dlog4j2.configurationFile=file:{ROOT}/conf/log4j2.properties" in java and "-XX:+UseParallelGC" in java
+    # The class-data sharing archive, where make has built it (make test always has).
+    assert (f"-XX:SharedArchiveFile={JVM_CLASSES} -Xlog:cds=off" in java) == JVM_CLASSES.exists()
     files = args[args.index("--files") + 1].split(",")
     assert f"{ROOT}/conf/log4j2.properties" in files and f"{ROOT}/conf/cluster.yaml" in files
     assert args[-1] == "pyspark-shell"
