@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml | $(PY)
 
 venv: $(STAMP)
 
-# Java's class-data sharing archive of the classes a local run loads: ./spark-submit.sh (local mode)
+# Java's class-data sharing archive of the classes a local run loads: ./spark-submit.sh (client mode)
 # and the tests' session map it instead of loading some 12,000 classes from the jars, which takes
 # 2 s off each JVM's start here (README, "What it costs"). It is dumped at the exit of one real run
 # on Mall (the JVM finishes writing it after Python has returned: hence the wait), and rebuilt when
@@ -137,7 +137,7 @@ $(BENCH_STAMP): pyproject.toml | $(STAMP)
 
 # The job against scikit-learn, DuckDB, an empty Spark job and the tutorial spark.ml loop on ROWS
 # synthetic customers; replaces that size's section of BENCHMARKS.md (see benchmarks/run.py).
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(JVM_CLASSES)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/run.py --rows $(ROWS) --repeats $(REPEATS) --systems $(SYSTEMS)
 
 # The RFM path: the job on TX_ROWS synthetic transactions of TX_CUSTOMERS customers

@@ -133,18 +133,18 @@ if [[ "$master" == local* ]]; then
     java_opts+=" -Ddev.ludovic.netlib.blas.allowNative=false -Ddev.ludovic.netlib.lapack.allowNative=false"
     java_opts+=" -Ddev.ludovic.netlib.arpack.allowNative=false"
   fi
-  # Java's class-data sharing archive of the classes a local run loads (make jvm-classes): mapped,
-  # not loaded from the jars, 2 s less start-up here. One that does not fit this Java or these
-  # jars is ignored, silently (the JVM would say so on stdout).
-  classes_archive="$ROOT/build/jvm-classes.jsa"
-  if [ -f "$classes_archive" ]; then
-    java_opts+=" -XX:SharedArchiveFile=$classes_archive -Xlog:cds=off -Xlog:cds+dynamic=off"
-  fi
   [[ "${PYSPARK_PYTHON:-}" == ./* ]] && unset PYSPARK_PYTHON
 else
   # A driver elsewhere finds the logging config by name, where --files put it.
   java_opts="-Dlog4j2.configurationFile=log4j2.properties"
   extra+=(--conf "spark.executor.extraJavaOptions=-Dlog4j2.configurationFile=log4j2.properties")
+fi
+# Java's class-data sharing archive of the classes a local run loads (make jvm-classes): a driver
+# started here maps them instead of loading them from the jars, 2 s less start-up. One that does
+# not fit this Java or these jars is ignored, silently (the JVM would say so on stdout).
+classes_archive="$ROOT/build/jvm-classes.jsa"
+if [ "$deploy_mode" = client ] && [ -f "$classes_archive" ]; then
+  java_opts+=" -XX:SharedArchiveFile=$classes_archive -Xlog:cds=off -Xlog:cds+dynamic=off"
 fi
 if [ -n "$packed_env" ]; then
   archive="${packed_env%%#*}"

@@ -83,6 +83,9 @@ def test_client_mode_on_a_cluster_runs_the_driver_here_and_the_executors_in_the_
     assert "spark.pyspark.python=./environment/bin/python" in confs
     assert f"spark.pyspark.driver.python={sys.executable}" in confs
     assert args[args.index("--archives") + 1] == f"{packed_env}#environment"
+    # The driver's JVM starts here: it maps the class-data sharing archive where make built it.
+    java = args[args.index("--driver-java-options") + 1]
+    assert (f"-XX:SharedArchiveFile={JVM_CLASSES} -Xlog:cds=off" in java) == JVM_CLASSES.exists()
 
 
 def test_spark_connect_runs_the_job_as_a_plain_client():
