@@ -14,7 +14,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import JVM_CLASSES, ROOT, run_command
+from conftest import JVM_CLASSES, JVM_CLASSES_OPTIONS, ROOT, run_command
 
 
 def submit(*args, timeout=600, **env_vars):
@@ -250,7 +250,9 @@ def test_a_healthy_run_prints_only_the_jobs_own_progress(published):
 def test_the_console_scripts_run_as_plain_python_on_a_local_session(spark, tmp_path):
     # pip install . (here: the editable install of make venv) puts them on PATH.
     bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    # The session's JVM maps the class archive, passed the way pyspark's launcher reads it.
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1",
+               SPARK_SUBMIT_OPTS=JVM_CLASSES_OPTIONS.strip())
     env.pop("SPARK_HOME", None)
     data, output = str(tmp_path / "customers"), str(tmp_path / "segments")
     # Each console script answers on PATH, and a usage error leaves one error: line and exit code 2.

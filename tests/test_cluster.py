@@ -10,7 +10,7 @@ import time
 import pyspark
 import pytest
 
-from conftest import ROOT, free_port, stop_process_group
+from conftest import JVM_CLASSES_OPTIONS, ROOT, free_port, stop_process_group
 
 SPARK_CLASS = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-class")
 
@@ -20,6 +20,8 @@ def environment() -> dict:
                PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     env.pop("SPARK_HOME", None)
     env.pop("SPARK_MASTER", None)
+    # The master's and the worker's JVMs map the class archive too (the same jars, on this machine).
+    env["SPARK_DAEMON_JAVA_OPTS"] = JVM_CLASSES_OPTIONS.strip()
     return env
 
 
@@ -34,7 +36,7 @@ def start(args: list, log_path, ready: str, timeout: float = 90) -> subprocess.P
             return daemon
         if daemon.poll() is not None:
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
     stop_process_group(daemon, grace=20)
     raise AssertionError(f"{args[0]} did not start:\n{open(log_path).read()[-3000:]}")
 
@@ -66,7 +68,8 @@ def test_the_segment_job_runs_on_a_standalone_cluster(cluster, customers_path, t
     output = str(tmp_path / "segments")
     result = subprocess.run(
         [str(ROOT / "spark-submit.sh"), "--master", cluster, "--executor-memory", "2g",
-         "--conf", "spark.cores.max=2", "jobs/segment.py", "--input", customers_path,
+         "--conf", "spark.cores.max=2", "--conf", f"spark.executor.extraJavaOptions={JVM_CLASSES_OPTIONS.strip()}",
+         "jobs/segment.py", "--input", customers_path,
          "--output", output, "--k-max", "7", "--set", "elbow.seeds_per_k=1"],
         cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=900,
     )

@@ -11,7 +11,7 @@ import time
 import pyspark
 import pytest
 
-from conftest import ROOT, free_port, stop_process_group
+from conftest import JVM_CLASSES_OPTIONS, ROOT, free_port, stop_process_group
 
 SBIN = os.path.join(os.path.dirname(pyspark.__file__), "sbin")
 
@@ -32,7 +32,8 @@ def connect_server_at(logs, workers_python: str):
     """A local[2] Connect server on 127.0.0.1 whose Python workers run ``workers_python``."""
     port = free_port()
     env = dict(os.environ, SPARK_NO_DAEMONIZE="1", SPARK_LOG_DIR=str(logs), SPARK_PID_DIR=str(logs),
-               SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=workers_python)
+               SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=workers_python,
+               SPARK_SUBMIT_OPTS=JVM_CLASSES_OPTIONS.strip())  # the server's JVM maps the class archive
     env.pop("SPARK_HOME", None)
     env.pop("SPARK_REMOTE", None)
     server = subprocess.Popen(
@@ -49,7 +50,7 @@ def connect_server_at(logs, workers_python: str):
                 texts = [open(logs / name).read()[-2000:] for name in os.listdir(logs)
                          if os.path.isfile(logs / name)]
                 raise AssertionError("the Connect server did not start:\n" + "\n".join(texts))
-            time.sleep(0.5)
+            time.sleep(0.1)
         yield f"sc://127.0.0.1:{port}"
     finally:
         stop_process_group(server)
