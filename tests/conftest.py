@@ -28,6 +28,13 @@ JVM_CLASSES_OPTIONS = (
     f" -XX:SharedArchiveFile={JVM_CLASSES} -Xlog:cds=off -Xlog:cds+dynamic=off" if JVM_CLASSES.exists() else ""
 )
 
+# The tests' session compiles with the JVM's quick compiler only (C1), with room for its code:
+# the suite runs many small, different queries, where the optimising compiler (C2) spends the
+# 2 cores on code that runs too briefly to pay it back. Measured: 8 small runs of the job in one
+# session took 25.0-26.5 s, against 32.5-34.7 s with both compilers. Without the larger code cache
+# C1's code fills the default 48 MB and the JVM stops compiling. The job's own runs keep both.
+QUICK_COMPILER_OPTIONS = " -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
+
 # Spark's Python workers must run this interpreter, the one with the project installed.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -47,7 +54,8 @@ def spark():
         .config("spark.driver.memory", "2g")
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}{JVM_CLASSES_OPTIONS}",
+            f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}{JVM_CLASSES_OPTIONS}"
+            f"{QUICK_COMPILER_OPTIONS}",
         )
         .getOrCreate()
     )
