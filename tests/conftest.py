@@ -28,12 +28,15 @@ JVM_CLASSES_OPTIONS = (
     f" -XX:SharedArchiveFile={JVM_CLASSES} -Xlog:cds=off -Xlog:cds+dynamic=off" if JVM_CLASSES.exists() else ""
 )
 
-# The tests' session compiles with the JVM's quick compiler only (C1), with room for its code:
+# The tests' JVMs compile with the JVM's quick compiler only (C1), with room for its code:
 # the suite runs many small, different queries, where the optimising compiler (C2) spends the
 # 2 cores on code that runs too briefly to pay it back. Measured: 8 small runs of the job in one
 # session took 25.0-26.5 s, against 32.5-34.7 s with both compilers. Without the larger code cache
 # C1's code fills the default 48 MB and the JVM stops compiling. The job's own runs keep both.
 QUICK_COMPILER_OPTIONS = " -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
+# What every other JVM the tests start gets (the Connect server, a standalone cluster's daemons and
+# executor, a plain-Python session): the archive and the quick compiler.
+TEST_JVM_OPTIONS = (JVM_CLASSES_OPTIONS + QUICK_COMPILER_OPTIONS).strip()
 
 # Spark's Python workers must run this interpreter, the one with the project installed.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -14,12 +14,15 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import JVM_CLASSES, JVM_CLASSES_OPTIONS, ROOT, run_command
+from conftest import JVM_CLASSES, QUICK_COMPILER_OPTIONS, ROOT, TEST_JVM_OPTIONS, run_command
 
 
 def submit(*args, timeout=600, **env_vars):
+    # The driver compiles with C1 only, as the tests' session does (spark-submit.sh maps the archive).
+    java = f"{QUICK_COMPILER_OPTIONS} {env_vars.pop('SPARK_SUBMIT_OPTS', '')}".strip()
     env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
-               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g", **env_vars)
+               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g", SPARK_SUBMIT_OPTS=java,
+               **env_vars)
     env.pop("SPARK_HOME", None)
     return subprocess.run([str(ROOT / "spark-submit.sh"), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -252,7 +255,7 @@ def test_the_console_scripts_run_as_plain_python_on_a_local_session(spark, tmp_p
     bin_dir = os.path.dirname(sys.executable)
     # The session's JVM maps the class archive, passed the way pyspark's launcher reads it.
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1",
-               SPARK_SUBMIT_OPTS=JVM_CLASSES_OPTIONS.strip())
+               SPARK_SUBMIT_OPTS=TEST_JVM_OPTIONS)
     env.pop("SPARK_HOME", None)
     data, output = str(tmp_path / "customers"), str(tmp_path / "segments")
     # Each console script answers on PATH, and a usage error leaves one error: line and exit code 2.

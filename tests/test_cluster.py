@@ -10,7 +10,7 @@ import time
 import pyspark
 import pytest
 
-from conftest import JVM_CLASSES_OPTIONS, ROOT, free_port, stop_process_group
+from conftest import QUICK_COMPILER_OPTIONS, ROOT, TEST_JVM_OPTIONS, free_port, stop_process_group
 
 SPARK_CLASS = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-class")
 
@@ -20,8 +20,10 @@ def environment() -> dict:
                PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     env.pop("SPARK_HOME", None)
     env.pop("SPARK_MASTER", None)
-    # The master's and the worker's JVMs map the class archive too (the same jars, on this machine).
-    env["SPARK_DAEMON_JAVA_OPTS"] = JVM_CLASSES_OPTIONS.strip()
+    # The master's and the worker's JVMs map the class archive too (the same jars, on this machine),
+    # and all of them compile with C1 only (spark-submit.sh maps the archive for the driver).
+    env["SPARK_DAEMON_JAVA_OPTS"] = TEST_JVM_OPTIONS
+    env["SPARK_SUBMIT_OPTS"] = QUICK_COMPILER_OPTIONS.strip()
     return env
 
 
@@ -68,7 +70,7 @@ def test_the_segment_job_runs_on_a_standalone_cluster(cluster, customers_path, t
     output = str(tmp_path / "segments")
     result = subprocess.run(
         [str(ROOT / "spark-submit.sh"), "--master", cluster, "--executor-memory", "2g",
-         "--conf", "spark.cores.max=2", "--conf", f"spark.executor.extraJavaOptions={JVM_CLASSES_OPTIONS.strip()}",
+         "--conf", "spark.cores.max=2", "--conf", f"spark.executor.extraJavaOptions={TEST_JVM_OPTIONS}",
          "jobs/segment.py", "--input", customers_path,
          "--output", output, "--k-max", "7", "--set", "elbow.seeds_per_k=1"],
         cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=900,

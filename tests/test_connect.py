@@ -11,7 +11,7 @@ import time
 import pyspark
 import pytest
 
-from conftest import JVM_CLASSES_OPTIONS, ROOT, free_port, stop_process_group
+from conftest import ROOT, TEST_JVM_OPTIONS, free_port, stop_process_group
 
 SBIN = os.path.join(os.path.dirname(pyspark.__file__), "sbin")
 
@@ -33,7 +33,7 @@ def connect_server_at(logs, workers_python: str):
     port = free_port()
     env = dict(os.environ, SPARK_NO_DAEMONIZE="1", SPARK_LOG_DIR=str(logs), SPARK_PID_DIR=str(logs),
                SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=workers_python,
-               SPARK_SUBMIT_OPTS=JVM_CLASSES_OPTIONS.strip())  # the server's JVM maps the class archive
+               SPARK_SUBMIT_OPTS=TEST_JVM_OPTIONS)  # the server's JVM: the class archive, C1
     env.pop("SPARK_HOME", None)
     env.pop("SPARK_REMOTE", None)
     server = subprocess.Popen(
