@@ -28,11 +28,13 @@ JVM_CLASSES_OPTIONS = (
     f" -XX:SharedArchiveFile={JVM_CLASSES} -Xlog:cds=off -Xlog:cds+dynamic=off" if JVM_CLASSES.exists() else ""
 )
 
-# The tests' JVMs compile with the JVM's quick compiler only (C1), with room for its code:
-# the suite runs many small, different queries, where the optimising compiler (C2) spends the
-# 2 cores on code that runs too briefly to pay it back. Measured: 8 small runs of the job in one
-# session took 25.0-26.5 s, against 32.5-34.7 s with both compilers. Without the larger code cache
-# C1's code fills the default 48 MB and the JVM stops compiling. The job's own runs keep both.
+# The tests' short-lived JVMs (the spark-submit runs, a cluster's daemons and executor, the Connect
+# server, a plain-Python session) compile with the JVM's quick compiler only (C1), with room for
+# its code: they run briefly, and on 2 cores the optimising compiler (C2) spends the CPU on code
+# that does not run long enough to pay it back. Without the larger code cache C1's code fills the
+# default 48 MB and the JVM stops compiling. The tests' own session keeps both compilers: over the
+# whole suite C2's code pays (302.4 s without C1 there, 323.1 s with it, one run each). So does the
+# job as users run it (at 10M rows C1 is slower: BENCHMARKS.md).
 QUICK_COMPILER_OPTIONS = " -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 # What every other JVM the tests start gets (the Connect server, a standalone cluster's daemons and
 # executor, a plain-Python session): the archive and the quick compiler.
@@ -57,8 +59,7 @@ def spark():
         .config("spark.driver.memory", "2g")
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}{JVM_CLASSES_OPTIONS}"
-            f"{QUICK_COMPILER_OPTIONS}",
+            f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}{JVM_CLASSES_OPTIONS}",
         )
         .getOrCreate()
     )
