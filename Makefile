@@ -13,7 +13,7 @@ SYSTEMS ?= job,sklearn,duckdb,empty,tutorial
 TX_ROWS ?= 1000000
 TX_CUSTOMERS ?= 100000
 PREDICT_DAYS ?= 0
-PREDICT_CUTOFFS ?= 1998-01-01,1998-04-01
+PREDICT_CUTOFFS ?=
 WEEKLY_REPEATS ?= 2
 K_SEEDS ?= 2026
 K_ROWS ?= 20000
@@ -152,10 +152,10 @@ bench-transactions: $(STAMP)
 	.bench-lifetimes/bin/pip install --quiet -r conf/bench/lifetimes.txt
 	touch $@
 
-# Predictions on a real purchase log (CDNOW, from the lifetimes package) at PREDICT_CUTOFFS,
+# Predictions on a real purchase log (CDNOW, from the lifetimes package) at PREDICT_CUTOFFS (default: monthly),
 # against lifetimes on the same rows (see benchmarks/predictions.py).
 bench-predictions: $(BENCH_STAMP) .bench-lifetimes/.installed
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/predictions.py --cutoffs $(PREDICT_CUTOFFS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) benchmarks/predictions.py $(if $(PREDICT_CUTOFFS),--cutoffs $(PREDICT_CUTOFFS))
 
 # A week's second run on ROWS customers, carrying the lineage against a new lineage
 # (see benchmarks/weekly.py); replaces the "Weekly runs" section of BENCHMARKS.md.
