@@ -34,7 +34,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import command, commit, machine, measured_run, replace_section  # noqa: E402
+from run import commit, empty_job, job_command, machine, measured_run, replace_section  # noqa: E402
 
 HEADING = "## Predictions on a real purchase log"
 # Every month from the first with two horizons of history to the last with a horizon after it: the
@@ -42,6 +42,7 @@ HEADING = "## Predictions on a real purchase log"
 CUTOFFS = ("1997-07-01,1997-08-01,1997-09-01,1997-10-01,1997-11-01,1997-12-01,"
            "1998-01-01,1998-02-01,1998-03-01,1998-04-01")
 LIFETIMES_PYTHON = ROOT / ".bench-lifetimes" / "bin" / "python"
+REFERENCE = "lifetimes BG/NBD + GG"  # the reference model's name in the tables
 
 
 def main() -> int:
@@ -58,7 +59,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     log = read_cdnow(Path(args.lifetimes_python))
     # The machine's yardstick: run times here move between days as much as between commits.
-    empty_seconds, _ = measured_run(command("empty", work, work, work, []), work / "empty.log", "the empty job")
+    empty_seconds, _ = measured_run(empty_job(), work / "empty.log", "the empty job")
     results = []
     for cutoff in args.cutoffs.split(","):
         result = check_cutoff(log, datetime.date.fromisoformat(cutoff), args.horizon, work, args.lifetimes_python,
@@ -120,9 +121,9 @@ def run_job(seen: Path, cutoff: datetime.date, horizon: int, work: Path, overrid
     shutil.rmtree(out, ignore_errors=True)  # a first run, as in run.py
     settings = [arg for item in overrides for arg in ("--set", item)]
     seconds, peak = measured_run(
-        [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", str(seen), "--output", str(out),
-         "--input-format", "csv", "--input-kind", "transactions", "--date-col", "date", "--amount-col", "amount",
-         "--reference-date", str(cutoff), "--predict-days", str(horizon), *settings],
+        job_command(seen, out, ["--input-format", "csv", "--input-kind", "transactions", "--date-col", "date",
+                                "--amount-col", "amount", "--reference-date", str(cutoff),
+                                "--predict-days", str(horizon), *settings]),
         work / f"job-{cutoff}.log")
     labels = pd.read_parquet(out / "labels", columns=["customer_id", "p_purchase", "expected_purchases",
                                                       "expected_spend"])
@@ -172,7 +173,7 @@ def render_section(report: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for c in report["cutoffs"]:
-        for name, label in (("job", f"job ({c['job_model']})"), ("lifetimes", "lifetimes BG/NBD + GG")):
+        for name, label in (("job", f"job ({c['job_model']})"), ("lifetimes", REFERENCE)):
             m = c[name]
             lines.append(
                 f"| {c['cutoff']} | {label} | {m['auc']:.3f} | {m['top_decile_spend_share']:.3f} | "
@@ -194,7 +195,7 @@ def render_section(report: dict) -> str:
 def miss_summary(cutoffs: list[dict]) -> list[str]:
     """Across the cutoffs, each model's mean miss of the totals (its bias) and mean absolute miss."""
     lines = [f"Across the {len(cutoffs)} cutoffs, mean miss (bias) and mean absolute miss of the totals:", ""]
-    for name, label in (("job", "job"), ("lifetimes", "lifetimes BG/NBD + GG")):
+    for name, label in (("job", "job"), ("lifetimes", REFERENCE)):
         parts = []
         for key, what in (("purchases_error", "purchases"), ("spend_error", "spend")):
             errors = np.array([c[name][key] for c in cutoffs])

@@ -111,13 +111,23 @@ def generate(rows: int, work: Path) -> Path:
     return data
 
 
+def job_command(data: Path, out: Path, job_args: list[str] = (), submit_args: list[str] = ()) -> list[str]:
+    """``./spark-submit.sh [submit_args] jobs/segment.py --input DATA --output OUT [job_args]``."""
+    return [str(ROOT / "spark-submit.sh"), *submit_args, "jobs/segment.py", "--input", str(data),
+            "--output", str(out), *job_args]
+
+
+def empty_job() -> list[str]:
+    """The yardstick: a session that starts, counts one row and stops (it takes no paths)."""
+    return [str(ROOT / "spark-submit.sh"), SUBMITTED["empty"]]
+
+
 def command(system: str, data: Path, out: Path, result: Path, job_args: list[str],
             submit_args: list[str] = ()) -> list[str]:
     if system == "job":
-        return [str(ROOT / "spark-submit.sh"), *submit_args, "jobs/segment.py", "--input", str(data),
-                "--output", str(out), *job_args]
+        return job_command(data, out, job_args, submit_args)
     if system == "empty":
-        return [str(ROOT / "spark-submit.sh"), SUBMITTED[system]]
+        return empty_job()
     if system in SUBMITTED:
         return [str(ROOT / "spark-submit.sh"), SUBMITTED[system], str(data), str(out), str(result)]
     return [sys.executable, PYTHON_SCRIPTS[system], str(data), str(out), str(result)]

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import commit, machine, measured_run, replace_section  # noqa: E402
+from run import commit, job_command, machine, measured_run, replace_section  # noqa: E402
 
 JOB_ARGS = ["--input-kind", "transactions", "--order-col", "invoice"]
 
@@ -129,8 +129,7 @@ def render_predictions(heading: str, report: dict) -> str:
 def run_job(data: Path, work: Path, extra: list[str] = ()) -> dict:
     out = work / "out-transactions"
     seconds, peak = measured_run(
-        [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", str(data), "--output", str(out),
-         *JOB_ARGS, *extra], work / "transactions.log")
+        job_command(data, out, [*JOB_ARGS, *extra]), work / "transactions.log")
     manifest = json.loads((out / "manifest.json").read_text())
     return {
         "seconds": round(seconds, 2), "peak_rss_bytes": peak.peak, "chosen_k": manifest["chosen_k"],

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import commit, machine, measured_run, replace_section  # noqa: E402
+from run import commit, job_command, machine, measured_run, replace_section  # noqa: E402
 
 WAYS = ("carried", "new lineage", "carried, delta")
 DELTA = ["--output-format", "delta"]
@@ -80,8 +80,7 @@ def generate(rows: int, period: int, work: Path) -> Path:
 
 def run_job(data: Path, out: Path, job_args: list[str], work: Path) -> dict:
     seconds, peak = measured_run(
-        [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", str(data), "--output", str(out),
-         "--id-col", "customer_id", *job_args], work / "weekly.log")
+        job_command(data, out, ["--id-col", "customer_id", *job_args]), work / "weekly.log")
     if (out / "manifest.json").exists():
         manifest = json.loads((out / "manifest.json").read_text())
     else:  # a Delta output: the last run its runs table names
