@@ -40,6 +40,20 @@ QUICK_COMPILER_OPTIONS = " -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256
 # executor, a plain-Python session): the archive and the quick compiler.
 TEST_JVM_OPTIONS = (JVM_CLASSES_OPTIONS + QUICK_COMPILER_OPTIONS).strip()
 
+
+
+def submit_env(**env_vars) -> dict[str, str]:
+    """The environment of a test's ``./spark-submit.sh`` run: local[2], this Python, a 2 GiB driver,
+    and the quick compiler (C1; spark-submit.sh maps the class archive itself). A SPARK_SUBMIT_OPTS
+    given is added to the compiler's options; SPARK_HOME is cleared (the installed pyspark's runs)."""
+    java = f"{QUICK_COMPILER_OPTIONS} {env_vars.pop('SPARK_SUBMIT_OPTS', '')}".strip()
+    env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
+               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g", SPARK_SUBMIT_OPTS=java,
+               **env_vars)
+    env.pop("SPARK_HOME", None)
+    return env
+
+
 # Spark's Python workers must run this interpreter, the one with the project installed.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

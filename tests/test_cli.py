@@ -14,17 +14,11 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import JVM_CLASSES, QUICK_COMPILER_OPTIONS, ROOT, TEST_JVM_OPTIONS, run_command
+from conftest import JVM_CLASSES, ROOT, TEST_JVM_OPTIONS, run_command, submit_env
 
 
 def submit(*args, timeout=600, **env_vars):
-    # The driver compiles with C1 only, as the tests' session does (spark-submit.sh maps the archive).
-    java = f"{QUICK_COMPILER_OPTIONS} {env_vars.pop('SPARK_SUBMIT_OPTS', '')}".strip()
-    env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
-               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g", SPARK_SUBMIT_OPTS=java,
-               **env_vars)
-    env.pop("SPARK_HOME", None)
-    return subprocess.run([str(ROOT / "spark-submit.sh"), *args], cwd=ROOT, env=env,
+    return subprocess.run([str(ROOT / "spark-submit.sh"), *args], cwd=ROOT, env=submit_env(**env_vars),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -168,12 +162,10 @@ def test_a_killed_run_leaves_the_last_publish_byte_identical(published, signal_n
 
     data, output, _, _ = published
     before = digest(output)
-    env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
-               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g")
     process = subprocess.Popen(
         [str(ROOT / "spark-submit.sh"), "jobs/segment.py", "--input", data, "--output", output,
          "--k-max", "6", "--set", "elbow.seeds_per_k=1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=submit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )
     seen, deadline = [], time.monotonic() + 300

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 from deltalake import DeltaTable
 
-from conftest import ROOT, delta_files_listed, delta_files_on_disk
+from conftest import ROOT, delta_files_listed, delta_files_on_disk, submit_env
 from segmentation.delta import TABLES, read_runs
 
 pytestmark = pytest.mark.crash
@@ -28,9 +27,7 @@ FAILPOINTS = ("before-commit", "after-labels", "after-profiles", "after-elbow", 
 
 def job(output: str, failpoint: str | None = None) -> dict:
     """The job's command on ``output`` as subprocess arguments (``SEGMENTATION_FAILPOINT`` set or cleared)."""
-    env = dict(os.environ, SPARK_MASTER="local[2]", PYSPARK_PYTHON=sys.executable,
-               PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_DRIVER_MEMORY="2g")
-    env.pop("SPARK_HOME", None)
+    env = submit_env()
     env.pop("SEGMENTATION_FAILPOINT", None)
     if failpoint:
         env["SEGMENTATION_FAILPOINT"] = failpoint
