@@ -199,6 +199,22 @@ class PurchaseProcess:
     v: float = 15.0
     days: int = 540  # the observed history
     joining_days: int = 180  # customers make their first purchase within these first days
+    # The season: the rate on day t (from 2024-01-01) is the customer's rate times
+    # 1 + seasonality * cos(2 pi (t - peak_day) / 365), whose mean over a year is 1.
+    seasonality: float = 0.0
+    peak_day: int = 0
+
+    def season(self, t):
+        import numpy as np
+
+        return 1.0 + self.seasonality * np.cos(2 * np.pi * (t - self.peak_day) / 365.0)
+
+    def season_total(self, start, end):
+        """The integral of ``season`` from ``start`` to ``end`` (days)."""
+        import numpy as np
+
+        wave = lambda t: np.sin(2 * np.pi * (t - self.peak_day) / 365.0)  # noqa: E731
+        return (end - start) + self.seasonality * 365.0 / (2 * np.pi) * (wave(end) - wave(start))
 
 
 def simulate_purchases(customers: int, process: PurchaseProcess = PurchaseProcess(), seed: int = 7,
@@ -218,20 +234,25 @@ def simulate_purchases(customers: int, process: PurchaseProcess = PurchaseProces
     ids, times = [np.arange(customers)], [t.copy()]
     alive = np.ones(customers, dtype=bool)
     active = np.arange(customers)
+    peak = 1.0 + abs(process.seasonality)
     while len(active):  # purchases at the customer's rate; after each repeat one, gone with probability p
-        t[active] += rng.exponential(1.0 / rate[active])
+        t[active] += rng.exponential(1.0 / (rate[active] * peak))
         active = active[t[active] < process.days]
-        ids.append(active)
-        times.append(t[active])
-        dies = rng.random(len(active)) < drop[active]
-        alive[active[dies]] = False
-        active = active[~dies]
+        # With a season, a thinned process: a candidate at the peak rate is a purchase with
+        # probability season(t) / peak (Lewis and Shedler); without one every candidate is.
+        buying = active[rng.random(len(active)) < process.season(t[active]) / peak] if process.seasonality else active
+        ids.append(buying)
+        times.append(t[buying])
+        dies = rng.random(len(buying)) < drop[buying]
+        alive[buying[dies]] = False
+        active = active[alive[active]]
     customer = np.concatenate(ids)
     day = np.floor(np.concatenate(times)).astype(int)
     amount = np.round(rng.gamma(process.p, 1.0 / nu[customer]), 2) + 0.01
     start = np.datetime64("2024-01-01")
+    exposure = process.season_total(process.days, process.days + horizon)
     transactions = pd.DataFrame({"customer_id": customer + 1, "date": start + day.astype("timedelta64[D]"),
                                  "amount": amount})
     truth = pd.DataFrame({"customer_id": np.arange(customers) + 1, "rate": rate, "alive": alive,
-                          "p_purchase": np.where(alive, 1 - np.exp(-rate * horizon), 0.0)})
+                          "p_purchase": np.where(alive, 1 - np.exp(-rate * exposure), 0.0)})
     return transactions, truth
