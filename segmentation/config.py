@@ -200,7 +200,8 @@ class PredictConfig:
 
     # The horizon in days (--predict-days); none: no predictions. 90 is a quarter.
     days: Optional[int] = None
-    # auto: the backtest chooses; bgnbd or gbt: that model.
+    # auto: the backtest chooses (bgnbd, gbt, or with a year and three horizons of history
+    # bgnbd_seasonal); bgnbd or gbt: that model.
     model: str = "auto"
     # BG/NBD, Gamma-Gamma and the trees are fitted on at most this many customers, drawn at random.
     fit_customers: int = 200_000

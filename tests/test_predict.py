@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 
 import numpy as np
@@ -91,6 +92,7 @@ def test_backtest_scores_models_beside_baselines(predicted):
     assert sum(row["chosen"] for row in rows.values()) == 1
     assert rows[result.facts["model"]]["chosen"]
     assert result.facts["supervised"] == "used"
+    assert result.facts["seasonal"]["status"].startswith("skipped: the history (540 days)")
     for name in ("bgnbd", "gbt"):
         row = rows[name]
         assert row["auc"] > rows["past_rate"]["auc"]
@@ -125,6 +127,106 @@ def test_the_trees_must_win_clearly_to_be_chosen(gbt, expected):
     assert chosen == expected, why
     assert choose_model(rows, "gbt") == ("gbt", "predict.model is gbt")
     assert choose_model(rows[:1], "auto")[0] == "bgnbd"
+
+
+@pytest.mark.parametrize("seasonal, gbt, expected", [
+    ((-0.02, -0.03), (0.70, 0.40, 0.30, 0.30), "bgnbd_seasonal"),  # 20% mean miss cut to 2.5%
+    ((-0.12, -0.16), (0.70, 0.40, 0.30, 0.30), "bgnbd_seasonal"),  # 20% to 14%: by 6 points
+    ((0.14, -0.18), (0.70, 0.40, 0.30, 0.30), "bgnbd"),            # 20% to 16%: not by more than 5
+    ((0.02, 0.03), (0.80, 0.53, 0.10, 0.12), "gbt"),               # the trees win: factors not consulted
+])
+def test_the_seasonal_factors_must_cut_the_miss_clearly(seasonal, gbt, expected):
+    from segmentation.predict import SEASONAL, choose_model
+
+    rows = [_backtest_row("bgnbd", 0.766, 0.5154, -0.18, -0.22), _backtest_row("gbt", *gbt),
+            _backtest_row(SEASONAL, 0.766, 0.5154, *seasonal)]
+    chosen, why = choose_model(rows, "auto")
+    assert chosen == expected, why
+    assert choose_model(rows, "bgnbd") == ("bgnbd", "predict.model is bgnbd")
+
+
+# A seasonal business: three years of history, its rate half again above the mean at the peak and
+# half below at the trough, the peak half a year after the reference date (the next 90 days run
+# down into the trough). BG/NBD has no season; its factors of a year earlier give it one.
+YEARS = 3 * 365
+SEASONAL_PROCESS = PurchaseProcess(r=0.6, alpha=25.0, a=0.8, b=3.0, days=YEARS + 90, joining_days=365,
+                                   seasonality=0.5, peak_day=YEARS + 182)
+
+
+def _three_years(spark, process: PurchaseProcess, seed: int):
+    """predict_customers on 8,000 customers' first three years of ``process``, and the totals of the 90
+    days after (purchase days, spend). The caller unpersists the result's cache."""
+    from segmentation.config import PredictConfig
+    from segmentation.predict import predict_customers
+
+    tx, _ = simulate_purchases(8000, process, seed=seed)
+    reference = START + datetime.timedelta(days=YEARS)
+    history, future = tx[tx["date"] < pd.Timestamp(reference)], tx[tx["date"] >= pd.Timestamp(reference)]
+    purchases = spark.createDataFrame(history).select(
+        "customer_id", F.col("date").cast("date").alias("__date"), F.col("amount").alias("__amount"))
+    result = predict_customers(spark, purchases, "customer_id", reference, PredictConfig(days=90, gbt_iterations=4),
+                               seed=42)
+    return result, {"purchases": len(future.drop_duplicates(["customer_id", "date"])), "spend": future["amount"].sum()}
+
+
+@pytest.fixture(scope="module")
+def seasonal(spark):
+    result, actual = _three_years(spark, SEASONAL_PROCESS, seed=4)
+    yield result, actual
+    result.cache.unpersist()
+
+
+def test_a_seasonal_business_gets_the_season_of_a_year_earlier(spark, seasonal, tmp_path, caplog):
+    from segmentation.predict import SEASONAL, PredictionModel, apply_model, predict_with_saved, view_as_of
+
+    result, actual = seasonal
+    facts = result.facts
+    assert facts["model"] == SEASONAL, facts["decided_by"]
+    assert facts["seasonal"]["status"] == "used"
+    assert facts["seasonal"]["forecast"]["forecast_from"] == (START + datetime.timedelta(days=YEARS)).isoformat()
+    assert facts["seasonal"]["forecast"]["purchases"] < 0.85  # the trough: fewer than the yearly mean
+    rows = {row["model"]: row for row in result.evaluation}
+    assert set(rows) == {"bgnbd", "gbt", SEASONAL, "recency", "past_rate"} and rows[SEASONAL]["chosen"]
+    assert rows[SEASONAL]["auc"] == pytest.approx(rows["bgnbd"]["auc"])  # its ranks are bgnbd's
+    totals = result.customers.agg(F.sum("expected_purchases"), F.sum("expected_spend")).first()
+    assert totals[0] == pytest.approx(actual["purchases"], rel=0.1)
+    assert totals[1] == pytest.approx(actual["spend"], rel=0.1)
+    # bgnbd alone, the same parameters without the factors, overshoots the trough by more than 20%.
+    model = result.model
+    plain = PredictionModel("bgnbd", 90, model.bgnbd, model.gamma_gamma, model.churn)
+    now = view_as_of(result.cache, "ref", with_actuals=False)
+    unadjusted = apply_model(now, plain, "customer_id").agg(F.sum("expected_purchases")).first()[0]
+    assert unadjusted > 1.2 * actual["purchases"]
+    # The saved model keeps its factors.
+    model.save(spark, str(tmp_path / "model"))
+    again = PredictionModel.load(spark, str(tmp_path / "model"))
+    assert again.model == SEASONAL and again.seasonal == model.seasonal
+    # Applied from another date, it keeps the factors of its own H days, and says so.
+    purchases = spark.createDataFrame([(1, datetime.date(2026, 1, 5), 10.0), (1, datetime.date(2026, 6, 1), 20.0)],
+                                      "customer_id INT, __date DATE, __amount DOUBLE")
+    with caplog.at_level(logging.WARNING, logger="segmentation.predict"):
+        scored, cache = predict_with_saved(purchases, "customer_id", datetime.date(2027, 1, 1),
+                                           str(tmp_path / "model"), spark)
+        expected = scored.first()["expected_purchases"]
+    cache.unpersist()
+    assert f"seasonal factors are those of the 90 days from {model.seasonal['forecast_from']}" in caplog.text
+    assert expected > 0
+
+
+def test_without_a_season_the_factors_are_backtested_and_left_out(spark):
+    from dataclasses import replace
+
+    from segmentation.predict import SEASONAL
+
+    result, _ = _three_years(spark, replace(SEASONAL_PROCESS, seasonality=0.0), seed=5)
+    try:
+        assert result.facts["model"] == "bgnbd", result.facts["decided_by"]
+        assert result.facts["seasonal"]["status"] == "backtested, not chosen"
+        assert result.facts["seasonal"]["forecast"] is None and result.model.seasonal is None
+        assert "did not cut bgnbd's mean total miss" in result.facts["decided_by"]
+        assert not next(row for row in result.evaluation if row["model"] == SEASONAL)["chosen"]
+    finally:
+        result.cache.unpersist()
 
 
 def test_expectations_agree_with_their_limits():
@@ -175,7 +277,7 @@ def test_the_job_publishes_predictions_with_the_segments(spark, tmp_path):
     assert evaluation["chosen"].sum() == 1
     with open(f"{output}/manifest.json", encoding="utf-8") as handle:
         manifest = json.load(handle)
-    assert manifest["schema_version"] == 7
+    assert manifest["schema_version"] == 8
     facts = manifest["predictions"]
     assert facts["model"] == evaluation.loc[evaluation["chosen"], "model"].item()
     assert facts["horizon_days"] == 90 and facts["customers"] == len(labels)
