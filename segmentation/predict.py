@@ -37,10 +37,12 @@ least a year and three horizons of history (and ``predict.model`` auto), the bac
 scores ``bgnbd_seasonal``: bgnbd's expected purchases and spend times the factors
 actual / predicted that bgnbd, fitted on the history a year before the cutoff, earned over the
 same H days of the calendar. It is chosen over bgnbd only when it cuts the mean total miss by
-more than the total-error margin; its forecast then uses the factors of the H days from a year
-before the reference date. ``p_purchase`` and the ranks stay bgnbd's. It assumes each H days
-of the calendar repeat their season of a year earlier; the backtest checks that for the
-held-out H days only, so a season that changed in the forecast's H days goes unseen.
+more than the total-error margin, over the held-out H days and up to three earlier windows of
+H days a quarter of a year apart (``earlier_windows``: each with its own two fits, as far as
+the history allows), so on the seasons of the whole year rather than on one. Its forecast then
+uses the factors of the H days from a year before the reference date. ``p_purchase`` and the
+ranks stay bgnbd's. It assumes the season repeats from a year earlier: a season that moved,
+or a one-off event a year before the forecast's H days, goes unseen.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ MODELS = ("bgnbd", "gbt")
 # bgnbd with its totals scaled by what bgnbd missed over the same H days a year earlier.
 SEASONAL = "bgnbd_seasonal"
 YEAR_DAYS = 365
+# The seasonal factors are judged on the held-out H days and on up to three windows of H days
+# before them, a quarter of a year apart, so on every season of the year (earlier_windows).
+SEASON_WINDOWS = 4
 BASELINES = ("recency", "past_rate")
 CHURN_BANDS = ("high", "medium", "low")
 GAIN_POINTS = 20  # the gain curve: the share of spend captured by the top 5%, 10%, ..., 100%
@@ -206,14 +211,15 @@ def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, re
     facts["supervised"] = "used" if supervised is None else f"skipped: {supervised}"
     models = [m for m in MODELS if m != "gbt" or supervised is None]
     seasonal_skipped = _seasonal_reason(span, horizon, summary, cfg)
-    seasonal: dict[str, Any] = {"backtest": None, "forecast": None}
+    seasonal: dict[str, Any] = {"backtest": None, "forecast": None, "earlier_windows": []}
     if seasonal_skipped is None:
         seasonal["backtest"] = seasonal_factors(stats, "year_cut", year_earlier["year_cut"],
                                                 int(summary["known_year_cut"]), horizon, cfg, seed)
         scored = with_seasonal(scored, seasonal["backtest"], "bgnbd_", f"{SEASONAL}_")
         models.append(SEASONAL)
+        seasonal["earlier_windows"] = earlier_windows(purchases, id_col, cutoff, horizon, span, cfg, seed)
     evaluation = evaluate(scored, models, cutoff, horizon, int(summary["known_cut"]), cfg.eval_customers, seed)
-    chosen, decided_by = choose_model(evaluation, cfg.model)
+    chosen, decided_by = choose_model(evaluation, cfg.model, seasonal["earlier_windows"])
     for row in evaluation:
         row["chosen"] = row["model"] == chosen
     facts.update({"model": chosen, "decided_by": decided_by})
@@ -517,6 +523,45 @@ def seasonal_factors(stats: DataFrame, tag: str, as_of: datetime.date, customers
     }
 
 
+def earlier_windows(purchases: DataFrame, id_col: str, cutoff: datetime.date, horizon: int, span: int, cfg,
+                    seed: int) -> list[dict[str, Any]]:
+    """Up to SEASON_WINDOWS - 1 windows of H days before the backtest's, a quarter of a year (or H
+    days, if longer) apart, as far as the history allows a fit two horizons long a year before
+    each: per window, the miss of total purchases and spend of bgnbd fitted on the history before
+    it, and of bgnbd_seasonal (times the factors of a year earlier). They let the choice judge the
+    factors across the year, not on one season of it. One more pass over the purchases, and two
+    BG/NBD fits a window, only for histories this long."""
+    step = max(horizon, YEAR_DAYS // 4)
+    count = min(SEASON_WINDOWS - 1, (span - YEAR_DAYS - 3 * horizon) // step)
+    starts = [cutoff - datetime.timedelta(days=step * i) for i in range(1, count + 1)]
+    if not starts:
+        return []
+    dates = {}
+    for i, start in enumerate(starts):
+        dates[f"w{i}"], dates[f"w{i}_year"] = start, start - datetime.timedelta(days=YEAR_DAYS)
+    stats = customer_stats(purchases, id_col, {}, horizon, dates).cache()
+    try:
+        known = stats.agg(*[F.count(F.when(F.col(f"days_{t}") > 0, 1)).alias(t) for t in dates],
+                          *[F.count(F.when(F.col(f"days_{t}") > 1, 1)).alias(f"{t}_repeat") for t in dates]).first()
+        windows = []
+        for i, start in enumerate(starts):
+            tags = (f"w{i}", f"w{i}_year")
+            if any(known[t] < FIT_MINIMUM[0] or known[f"{t}_repeat"] < FIT_MINIMUM[1] for t in tags):
+                continue
+            now, year = (seasonal_factors(stats, t, dates[t], int(known[t]), horizon, cfg, seed) for t in tags)
+            windows.append({"from": start.isoformat(), "bgnbd": _window_misses(now, None),
+                            SEASONAL: _window_misses(now, year)})
+        return windows
+    finally:
+        stats.unpersist()
+
+
+def _window_misses(now: dict[str, Any], year: Optional[dict[str, Any]]) -> dict[str, Optional[float]]:
+    """predicted / actual - 1 of bgnbd (``now``'s factors are actual / predicted), times ``year``'s."""
+    return {f"{key}_error": (year[key] if year else 1.0) / now[key] - 1 if now[key] else None
+            for key in ("purchases", "spend")}
+
+
 def with_seasonal(view: DataFrame, factors: dict[str, Any], source: str, prefix: str) -> DataFrame:
     """``view`` with PREFIXp, PREFIXn, PREFIXs: SOURCE's, its purchases and spend times ``factors``."""
     return view.withColumns({
@@ -680,22 +725,27 @@ def calibration(p: np.ndarray, actual: np.ndarray) -> tuple[list[float], list[fl
     return [float(p[g].mean()) for g in groups], [float(actual[g].mean()) for g in groups]
 
 
-def choose_model(evaluation: list[dict[str, Any]], forced: str) -> tuple[str, str]:
+def choose_model(evaluation: list[dict[str, Any]], forced: str,
+                 windows: list[dict[str, Any]] = ()) -> tuple[str, str]:
     """bgnbd unless the trees are ahead of it by more than CHOICE_MARGINS on at least two of AUC,
     top-decile capture and total error. One held-out period measures each with noise, and the
     trees extrapolate from one horizon earlier still: a near tie goes to the field's reference.
     Where bgnbd is chosen and its seasonal variant was backtested, that variant when it cuts the
-    mean total miss by more than the total-error margin (its ranks are bgnbd's)."""
+    mean total miss by more than the total-error margin (its ranks are bgnbd's), over the held-out
+    H days and the ``earlier_windows``."""
     if forced != "auto":
         return forced, f"predict.model is {forced}"
     chosen, decided_by = _bgnbd_or_trees({r["model"]: r for r in evaluation if r["model"] in MODELS})
     seasonal = next((r for r in evaluation if r["model"] == SEASONAL), None)
     if chosen == "bgnbd" and seasonal is not None:
-        plain, adjusted = _total_miss(next(r for r in evaluation if r["model"] == "bgnbd")), _total_miss(seasonal)
+        held_out = {"bgnbd": next(r for r in evaluation if r["model"] == "bgnbd"), SEASONAL: seasonal}
+        every = [held_out, *windows]
+        plain, adjusted = (sum(_total_miss(w[m]) for w in every) / len(every) for m in ("bgnbd", SEASONAL))
         margin = CHOICE_MARGINS["total error"]
         verdict = "cut" if plain - adjusted > margin else "did not cut"
-        decided_by += (f"; the factors of a year earlier {verdict} bgnbd's mean total miss by more than "
-                       f"{margin * 100:.0f} points ({plain:.1%} to {adjusted:.1%})")
+        decided_by += (f"; the factors of a year earlier {verdict} bgnbd's mean total miss over {len(every)} "
+                       f"window{'s' if len(every) > 1 else ''} of the horizon by more than {margin * 100:.0f} "
+                       f"points ({plain:.1%} to {adjusted:.1%})")
         if verdict == "cut":
             return SEASONAL, decided_by
     return chosen, decided_by
