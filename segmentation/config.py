@@ -33,7 +33,7 @@ INIT_MODES = ("k-means||", "random")
 OUTPUT_FORMATS = ("parquet", "delta")
 ELBOW_ENGINES = ("auto", "tasks", "spark_ml")
 ALGORITHMS = ("kmeans", "bisecting", "gmm")
-PREDICT_MODELS = ("auto", "bgnbd", "gbt")
+PREDICT_MODELS = ("auto", "bgnbd", "gbt", "bgnbd_seasonal")  # predict.MODELS and predict.SEASONAL
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,8 @@ class PredictConfig:
     # The horizon in days (--predict-days); none: no predictions. 90 is a quarter.
     days: Optional[int] = None
     # auto: the backtest chooses (bgnbd, gbt, or with a year and three horizons of history
-    # bgnbd_seasonal); bgnbd or gbt: that model.
+    # bgnbd_seasonal); bgnbd, gbt or bgnbd_seasonal: that model, where the history lets the
+    # backtest score it (else bgnbd, with a warning and the reason in the manifest).
     model: str = "auto"
     # BG/NBD, Gamma-Gamma and the trees are fitted on at most this many customers, drawn at random.
     fit_customers: int = 200_000

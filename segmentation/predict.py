@@ -33,8 +33,8 @@ and the mean relative miss of total purchases and total spend (a tie goes to bgn
 measures come from a bounded sample (``predict.eval_customers``), totals from every customer.
 
 Seasons: BG/NBD has none, so on a seasonal business its totals miss by the season. With at
-least a year and three horizons of history (and ``predict.model`` auto), the backtest also
-scores ``bgnbd_seasonal``: bgnbd's expected purchases and spend times the factors
+least a year and three horizons of history (and ``predict.model`` auto or bgnbd_seasonal), the
+backtest also scores ``bgnbd_seasonal``: bgnbd's expected purchases and spend times the factors
 actual / predicted that bgnbd, fitted on the history a year before the cutoff, earned over the
 same H days of the calendar. It is chosen over bgnbd only when it cuts the mean total miss by
 more than the total-error margin, over the held-out H days and up to three earlier windows of
@@ -220,6 +220,9 @@ def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, re
         seasonal["earlier_windows"] = earlier_windows(purchases, id_col, cutoff, horizon, span, cfg, seed)
     evaluation = evaluate(scored, models, cutoff, horizon, int(summary["known_cut"]), cfg.eval_customers, seed)
     chosen, decided_by = choose_model(evaluation, cfg.model, seasonal["earlier_windows"])
+    if cfg.model not in ("auto", chosen):
+        log.warning("predictions: %s; %s", decided_by,
+                    facts["supervised"] if cfg.model == "gbt" else f"seasonal: {seasonal_skipped}")
     for row in evaluation:
         row["chosen"] = row["model"] == chosen
     facts.update({"model": chosen, "decided_by": decided_by})
@@ -366,8 +369,8 @@ def _check_history(summary, horizon: int, reference: datetime.date) -> int:
 
 
 def _supervised_reason(span: int, horizon: int, summary, cfg) -> Optional[str]:
-    if cfg.model == "bgnbd":
-        return "predict.model is bgnbd"
+    if cfg.model not in ("auto", "gbt"):
+        return f"predict.model is {cfg.model}"
     if span < 3 * horizon:
         return (f"the history ({span} days) is shorter than three horizons ({3 * horizon} days), "
                 "which the supervised model's shifted window needs")
@@ -378,7 +381,7 @@ def _supervised_reason(span: int, horizon: int, summary, cfg) -> Optional[str]:
 
 
 def _seasonal_reason(span: int, horizon: int, summary, cfg) -> Optional[str]:
-    if cfg.model != "auto":
+    if cfg.model not in ("auto", SEASONAL):
         return f"predict.model is {cfg.model}"
     needed = YEAR_DAYS + 3 * horizon
     if span < needed:
@@ -732,9 +735,12 @@ def choose_model(evaluation: list[dict[str, Any]], forced: str,
     trees extrapolate from one horizon earlier still: a near tie goes to the field's reference.
     Where bgnbd is chosen and its seasonal variant was backtested, that variant when it cuts the
     mean total miss by more than the total-error margin (its ranks are bgnbd's), over the held-out
-    H days and the ``earlier_windows``."""
+    H days and the ``earlier_windows``. A forced model (``predict.model``) only where the backtest
+    scored it: a history too short for it gets bgnbd, as ``auto`` would."""
     if forced != "auto":
-        return forced, f"predict.model is {forced}"
+        if any(r["model"] == forced for r in evaluation):
+            return forced, f"predict.model is {forced}"
+        return "bgnbd", f"predict.model is {forced}, which the backtest could not score: bgnbd instead"
     chosen, decided_by = _bgnbd_or_trees({r["model"]: r for r in evaluation if r["model"] in MODELS})
     seasonal = next((r for r in evaluation if r["model"] == SEASONAL), None)
     if chosen == "bgnbd" and seasonal is not None:

@@ -145,6 +145,35 @@ def test_the_seasonal_factors_must_cut_the_miss_clearly(seasonal, gbt, expected)
     assert choose_model(rows, "bgnbd") == ("bgnbd", "predict.model is bgnbd")
 
 
+def test_a_forced_model_the_backtest_could_not_score_falls_back_to_bgnbd():
+    from segmentation.config import PREDICT_MODELS
+    from segmentation.predict import MODELS, SEASONAL, choose_model
+
+    assert set(PREDICT_MODELS) == {"auto", *MODELS, SEASONAL}
+    rows = [_backtest_row("bgnbd", 0.766, 0.5154, -0.18, -0.22), _backtest_row("recency", 0.9, 0.9, None, None)]
+    for forced in ("gbt", SEASONAL):
+        chosen, why = choose_model(rows, forced)
+        assert chosen == "bgnbd" and why == f"predict.model is {forced}, which the backtest could not score: bgnbd instead"
+    rows.append(_backtest_row(SEASONAL, 0.766, 0.5154, 0.14, -0.18))  # forced: chosen though it cuts little
+    assert choose_model(rows, SEASONAL) == (SEASONAL, f"predict.model is {SEASONAL}")
+
+
+@pytest.mark.parametrize("model, supervised, seasonal", [
+    ("auto", None, None), ("gbt", None, "predict.model is gbt"), ("bgnbd", "predict.model is bgnbd",
+     "predict.model is bgnbd"), ("bgnbd_seasonal", "predict.model is bgnbd_seasonal", None)])
+def test_a_forced_model_backtests_only_itself(model, supervised, seasonal):
+    from segmentation.config import PredictConfig
+    from segmentation.predict import _seasonal_reason, _supervised_reason
+
+    summary = {"known_train": 5000, "active_train": 900, "known_year_cut": 4000, "repeaters_year_cut": 700}
+    cfg = PredictConfig(days=90, model=model)
+    assert _supervised_reason(800, 90, summary, cfg) == supervised
+    assert _seasonal_reason(800, 90, summary, cfg) == seasonal
+    assert _seasonal_reason(600, 90, summary, cfg) == (seasonal or (
+        "the history (600 days) is shorter than a year and three horizons (635 days), which the seasonal "
+        "factors' backtest needs (a fit two horizons long, a year before the cutoff)"))
+
+
 def _window(bgnbd, seasonal):
     from segmentation.predict import SEASONAL
 
@@ -337,16 +366,24 @@ def test_the_job_publishes_predictions_with_the_segments(spark, tmp_path):
     assert (again["churn_risk"] == published["churn_risk"]).all()
 
 
-def test_short_history_uses_the_probabilistic_model(tmp_path):
+@pytest.mark.parametrize("forced", [None, "gbt"])
+def test_short_history_uses_the_probabilistic_model(tmp_path, forced):
     inputs = _transactions(tmp_path, customers=800, days=250)  # 2H <= history < 3H
     output = str(tmp_path / "out")
-    code, err = _segment(inputs, output, "--predict-days", "90", "--no-report")
+    extra = ["--set", f"predict.model={forced}"] if forced else []
+    code, err = _segment(inputs, output, "--predict-days", "90", "--no-report", *extra)
     assert code == 0, err
     with open(f"{output}/manifest.json", encoding="utf-8") as handle:
         facts = json.load(handle)["predictions"]
     assert facts["model"] == "bgnbd"
     assert facts["supervised"].startswith("skipped: the history")
-    assert sorted(pd.read_parquet(f"{output}/predictions_eval")["model"]) == ["bgnbd", "past_rate", "recency"]
+    evaluation = pd.read_parquet(f"{output}/predictions_eval")
+    assert sorted(evaluation["model"]) == ["bgnbd", "past_rate", "recency"]
+    assert evaluation.loc[evaluation["chosen"], "model"].tolist() == ["bgnbd"]
+    if forced:  # asked for the trees, which the history cannot train and backtest: said, not silent
+        assert facts["decided_by"] == "predict.model is gbt, which the backtest could not score: bgnbd instead"
+        warning = next(line for line in err.splitlines() if "WARNING segmentation.predict" in line)
+        assert "predict.model is gbt, which the backtest" in warning and "skipped: the history (250 days)" in warning
 
 
 def _error_line(err: str) -> str:
