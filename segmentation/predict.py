@@ -220,9 +220,9 @@ def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, re
         seasonal["earlier_windows"] = earlier_windows(purchases, id_col, cutoff, horizon, span, cfg, seed)
     evaluation = evaluate(scored, models, cutoff, horizon, int(summary["known_cut"]), cfg.eval_customers, seed)
     chosen, decided_by = choose_model(evaluation, cfg.model, seasonal["earlier_windows"])
-    if cfg.model not in ("auto", chosen):
-        log.warning("predictions: %s; %s", decided_by,
-                    facts["supervised"] if cfg.model == "gbt" else f"seasonal: {seasonal_skipped}")
+    if cfg.model not in ("auto", chosen):  # forced, and the history could not backtest it
+        log.warning("predictions: %s, because %s", decided_by,
+                    {"gbt": supervised, SEASONAL: seasonal_skipped}[cfg.model])
     for row in evaluation:
         row["chosen"] = row["model"] == chosen
     facts.update({"model": chosen, "decided_by": decided_by})

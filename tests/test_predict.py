@@ -383,7 +383,7 @@ def test_short_history_uses_the_probabilistic_model(tmp_path, forced):
     if forced:  # asked for the trees, which the history cannot train and backtest: said, not silent
         assert facts["decided_by"] == "predict.model is gbt, which the backtest could not score: bgnbd instead"
         warning = next(line for line in err.splitlines() if "WARNING segmentation.predict" in line)
-        assert "predict.model is gbt, which the backtest" in warning and "skipped: the history (250 days)" in warning
+        assert "predict.model is gbt, which the backtest" in warning and "bgnbd instead, because the history (250 days) is shorter" in warning
 
 
 def _error_line(err: str) -> str:
