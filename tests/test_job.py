@@ -247,6 +247,8 @@ def test_the_notebook_runs_on_a_published_output(run):
     path = ROOT / "notebooks" / "segmentation.ipynb"
     notebook = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "strip outputs"
+    with open(path, encoding="utf-8") as handle:  # nbformat 4.5 wants an id on every cell
+        assert all(cell.get("id") for cell in json.load(handle)["cells"]), "every cell needs an id"
     os.environ["SEGMENTATION_OUTPUT"] = output
     try:
         NotebookClient(notebook, timeout=120, kernel_name="python3",
