@@ -80,7 +80,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
             with stage("predict"):  # its own pass over the transactions, per customer and day
                 reference = rfm_facts.reference
                 predictions = predict_customers(spark, purchases(transactions_table, config.input, reference),
-                                                id_col, reference, config.predict, config.seed)
+                                                id_col, reference, config.predict, config.seed,
+                                                rfm_facts.first_purchase)
                 writes.submit("predictions_eval", write_small_table, spark, predictions.evaluation, EVAL_SCHEMA,
                               publisher.path("predictions_eval"))
                 writes.submit("prediction_model", predictions.model.save, spark, publisher.path("prediction_model"))

@@ -167,14 +167,19 @@ def predict_with_saved(purchases: DataFrame, id_col: str, reference: datetime.da
 
 
 def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, reference: datetime.date,
-                      cfg, seed: int) -> Predictions:
-    """Predictions for every customer with a purchase in ``purchases`` (``rfm.purchases``)."""
+                      cfg, seed: int, first_purchase: Optional[datetime.date] = None) -> Predictions:
+    """Predictions for every customer with a purchase in ``purchases`` (``rfm.purchases``).
+    ``first_purchase``, the earliest purchase's date, sizes the seasonal windows before the pass
+    over the purchases (the rfm stage knows it; else one more small pass finds it)."""
     horizon = cfg.days
+    if first_purchase is None:
+        first_purchase = purchases.agg(F.min(DATE)).first()[0]
     cutoff = reference - datetime.timedelta(days=horizon)
     train_cutoff = cutoff - datetime.timedelta(days=horizon)
     dates = {"ref": reference, "cut": cutoff, "train": train_cutoff}
     year_earlier = {f"year_{tag}": dates[tag] - datetime.timedelta(days=YEAR_DAYS) for tag in ("ref", "cut")}
-    stats = customer_stats(purchases, id_col, dates, horizon, year_earlier).cache()
+    windows = window_dates(cutoff, horizon, first_purchase) if cfg.model in ("auto", SEASONAL) else {}
+    stats = customer_stats(purchases, id_col, dates, horizon, {**year_earlier, **windows}).cache()
     summary = stats.agg(
         F.count(F.lit(1)).alias("customers"),
         F.min("first").alias("first"),
@@ -217,7 +222,7 @@ def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, re
                                                 int(summary["known_year_cut"]), horizon, cfg, seed)
         scored = with_seasonal(scored, seasonal["backtest"], "bgnbd_", f"{SEASONAL}_")
         models.append(SEASONAL)
-        seasonal["earlier_windows"] = earlier_windows(purchases, id_col, cutoff, horizon, span, cfg, seed)
+        seasonal["earlier_windows"] = earlier_windows(stats, windows, horizon, cfg, seed)
     evaluation = evaluate(scored, models, cutoff, horizon, int(summary["known_cut"]), cfg.eval_customers, seed)
     chosen, decided_by = choose_model(evaluation, cfg.model, seasonal["earlier_windows"])
     if cfg.model not in ("auto", chosen):  # forced, and the history could not backtest it
@@ -526,37 +531,43 @@ def seasonal_factors(stats: DataFrame, tag: str, as_of: datetime.date, customers
     }
 
 
-def earlier_windows(purchases: DataFrame, id_col: str, cutoff: datetime.date, horizon: int, span: int, cfg,
-                    seed: int) -> list[dict[str, Any]]:
-    """Up to SEASON_WINDOWS - 1 windows of H days before the backtest's, a quarter of a year (or H
-    days, if longer) apart, as far as the history allows a fit two horizons long a year before
-    each: per window, the miss of total purchases and spend of bgnbd fitted on the history before
-    it, and of bgnbd_seasonal (times the factors of a year earlier). They let the choice judge the
-    factors across the year, not on one season of it. One more pass over the purchases, and two
-    BG/NBD fits a window, only for histories this long."""
+def window_dates(cutoff: datetime.date, horizon: int, first_purchase: Optional[datetime.date]) -> dict[str, datetime.date]:
+    """The starts of the windows of H days before the backtest's, a quarter of a year (or H days,
+    if longer) apart (``wI``), and the dates a year before each (``wI_year``): up to
+    SEASON_WINDOWS - 1, as many as a history from ``first_purchase`` allows a fit two horizons
+    long a year before each. ``customer_stats`` aggregates them in the main pass over the purchases."""
+    if first_purchase is None:
+        return {}
     step = max(horizon, YEAR_DAYS // 4)
-    count = min(SEASON_WINDOWS - 1, (span - YEAR_DAYS - 3 * horizon) // step)
-    starts = [cutoff - datetime.timedelta(days=step * i) for i in range(1, count + 1)]
-    if not starts:
-        return []
+    span = (cutoff - first_purchase).days + horizon
+    count = max(0, min(SEASON_WINDOWS - 1, (span - YEAR_DAYS - 3 * horizon) // step))
     dates = {}
-    for i, start in enumerate(starts):
+    for i in range(count):
+        start = cutoff - datetime.timedelta(days=step * (i + 1))
         dates[f"w{i}"], dates[f"w{i}_year"] = start, start - datetime.timedelta(days=YEAR_DAYS)
-    stats = customer_stats(purchases, id_col, {}, horizon, dates).cache()
-    try:
-        known = stats.agg(*[F.count(F.when(F.col(f"days_{t}") > 0, 1)).alias(t) for t in dates],
-                          *[F.count(F.when(F.col(f"days_{t}") > 1, 1)).alias(f"{t}_repeat") for t in dates]).first()
-        windows = []
-        for i, start in enumerate(starts):
-            tags = (f"w{i}", f"w{i}_year")
-            if any(known[t] < FIT_MINIMUM[0] or known[f"{t}_repeat"] < FIT_MINIMUM[1] for t in tags):
-                continue
-            now, year = (seasonal_factors(stats, t, dates[t], int(known[t]), horizon, cfg, seed) for t in tags)
-            windows.append({"from": start.isoformat(), "bgnbd": _window_misses(now, None),
-                            SEASONAL: _window_misses(now, year)})
-        return windows
-    finally:
-        stats.unpersist()
+    return dates
+
+
+def earlier_windows(stats: DataFrame, dates: dict[str, datetime.date], horizon: int, cfg,
+                    seed: int) -> list[dict[str, Any]]:
+    """For each of the ``window_dates`` (aggregated in ``stats``) with customers enough to fit on:
+    the miss of total purchases and spend of bgnbd fitted on the history before it, and of
+    bgnbd_seasonal (times the factors of a year earlier). They let the choice judge the factors
+    across the year, not on one season of it. Two BG/NBD fits a window, only for histories this long."""
+    tags = list(dates)
+    if not tags:
+        return []
+    known = stats.agg(*[F.count(F.when(F.col(f"days_{t}") > 0, 1)).alias(t) for t in tags],
+                      *[F.count(F.when(F.col(f"days_{t}") > 1, 1)).alias(f"{t}_repeat") for t in tags]).first()
+    windows = []
+    for i in range(len(tags) // 2):
+        pair = (f"w{i}", f"w{i}_year")
+        if any(known[t] < FIT_MINIMUM[0] or known[f"{t}_repeat"] < FIT_MINIMUM[1] for t in pair):
+            continue
+        now, year = (seasonal_factors(stats, t, dates[t], int(known[t]), horizon, cfg, seed) for t in pair)
+        windows.append({"from": dates[f"w{i}"].isoformat(), "bgnbd": _window_misses(now, None),
+                        SEASONAL: _window_misses(now, year)})
+    return windows
 
 
 def _window_misses(now: dict[str, Any], year: Optional[dict[str, Any]]) -> dict[str, Optional[float]]:

@@ -44,6 +44,7 @@ class RfmFacts:
     customers: int
     dropped_customers: int  # net amount zero or less
     reference_date: str
+    first_purchase: Optional[datetime.date] = None  # the earliest purchase (not in the manifest)
 
     @property
     def reference(self) -> datetime.date:
@@ -162,6 +163,7 @@ def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, 
         F.count(F.lit(1)).alias("customers"),
         F.count(F.when(F.col("monetary") <= 0, 1)).alias("not_positive"),
         F.max("__latest").alias("latest"),
+        F.min("__first").alias("first_purchase"),
     ).first()
     metrics = observation.get
     dropped = {text: int(metrics[f"r{i}"]) for i, text in enumerate(reasons) if metrics[f"r{i}"]}
@@ -188,6 +190,7 @@ def customer_rfm(transactions: DataFrame, cfg: InputConfig) -> tuple[DataFrame, 
         customers=int(summary["customers"]),
         dropped_customers=int(summary["not_positive"]),
         reference_date=reference.isoformat(),
+        first_purchase=summary["first_purchase"],
     )
     return customers, per_customer, facts
 
