@@ -42,7 +42,8 @@ H days a quarter of a year apart (``earlier_windows``: each with its own two fit
 the history allows), so on the seasons of the whole year rather than on one. Its forecast then
 uses the factors of the H days from a year before the reference date. ``p_purchase`` and the
 ranks stay bgnbd's. It assumes the season repeats from a year earlier: a season that moved,
-or a one-off event a year before the forecast's H days, goes unseen.
+or a one-off event a year before the forecast's H days, goes unseen. Its dates join the stage's
+one pass over the purchases only for histories this long (``season_dates``).
 """
 
 from __future__ import annotations
@@ -169,30 +170,29 @@ def predict_with_saved(purchases: DataFrame, id_col: str, reference: datetime.da
 def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, reference: datetime.date,
                       cfg, seed: int, first_purchase: Optional[datetime.date] = None) -> Predictions:
     """Predictions for every customer with a purchase in ``purchases`` (``rfm.purchases``).
-    ``first_purchase``, the earliest purchase's date, sizes the seasonal windows before the pass
-    over the purchases (the rfm stage knows it; else one more small pass finds it)."""
+    ``first_purchase``, the earliest purchase's date, gives the history's span before the pass over
+    the purchases, so the pass aggregates the seasonal variant's dates only where the history can
+    backtest it (the rfm stage knows the date; else one more small pass finds it)."""
     horizon = cfg.days
     if first_purchase is None:
         first_purchase = purchases.agg(F.min(DATE)).first()[0]
+    span = (reference - first_purchase).days if first_purchase else 0  # the history up to the reference date
     cutoff = reference - datetime.timedelta(days=horizon)
     train_cutoff = cutoff - datetime.timedelta(days=horizon)
     dates = {"ref": reference, "cut": cutoff, "train": train_cutoff}
-    year_earlier = {f"year_{tag}": dates[tag] - datetime.timedelta(days=YEAR_DAYS) for tag in ("ref", "cut")}
-    windows = window_dates(cutoff, horizon, first_purchase) if cfg.model in ("auto", SEASONAL) else {}
-    stats = customer_stats(purchases, id_col, dates, horizon, {**year_earlier, **windows}).cache()
+    seasonal_dates = season_dates(reference, horizon, span) if _considered(cfg, SEASONAL) else {}
+    stats = customer_stats(purchases, id_col, dates, horizon, seasonal_dates).cache()
     summary = stats.agg(
         F.count(F.lit(1)).alias("customers"),
-        F.min("first").alias("first"),
         F.count(F.when(F.col("days_ref") > 1, 1)).alias("repeaters"),
         F.count(F.when(F.col("days_cut") > 0, 1)).alias("known_cut"),
         F.count(F.when(F.col("days_train") > 0, 1)).alias("known_train"),
         F.count(F.when(F.col("y_count_train") > 0, 1)).alias("active_train"),
-        F.count(F.when(F.col("days_year_cut") > 0, 1)).alias("known_year_cut"),
-        F.count(F.when(F.col("days_year_cut") > 1, 1)).alias("repeaters_year_cut"),
-        F.count(F.when(F.col("days_year_ref") > 0, 1)).alias("known_year_ref"),
+        *[F.count(F.when(F.col(f"days_{tag}") > 0, 1)).alias(f"known_{tag}") for tag in seasonal_dates],
+        *[F.count(F.when(F.col(f"days_{tag}") > 1, 1)).alias(f"repeaters_{tag}") for tag in seasonal_dates],
     ).first()
     try:
-        span = _check_history(summary, horizon, reference)
+        _check_history(summary, span, horizon)
     except InputError:
         stats.unpersist()
         raise
@@ -218,14 +218,14 @@ def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, re
     seasonal_skipped = _seasonal_reason(span, horizon, summary, cfg)
     seasonal: dict[str, Any] = {"backtest": None, "forecast": None, "earlier_windows": []}
     if seasonal_skipped is None:
-        seasonal["backtest"] = seasonal_factors(stats, "year_cut", year_earlier["year_cut"],
+        seasonal["backtest"] = seasonal_factors(stats, "year_cut", seasonal_dates["year_cut"],
                                                 int(summary["known_year_cut"]), horizon, cfg, seed)
         scored = with_seasonal(scored, seasonal["backtest"], "bgnbd_", f"{SEASONAL}_")
         models.append(SEASONAL)
-        seasonal["earlier_windows"] = earlier_windows(stats, windows, horizon, cfg, seed)
+        seasonal["earlier_windows"] = earlier_windows(stats, summary, seasonal_dates, horizon, cfg, seed)
     evaluation = evaluate(scored, models, cutoff, horizon, int(summary["known_cut"]), cfg.eval_customers, seed)
     chosen, decided_by = choose_model(evaluation, cfg.model, seasonal["earlier_windows"])
-    if cfg.model not in ("auto", chosen):  # forced, and the history could not backtest it
+    if not _considered(cfg, chosen):  # forced, and the history could not backtest it
         log.warning("predictions: %s, because %s", decided_by,
                     {"gbt": supervised, SEASONAL: seasonal_skipped}[cfg.model])
     for row in evaluation:
@@ -240,7 +240,7 @@ def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, re
         train = view_as_of(stats, "cut", with_actuals=True)  # features at the cutoff, labelled by the last H days
         trees = fit_trees(train, int(summary["known_cut"]), cfg, seed)
     if chosen == SEASONAL:  # the same H days of the calendar a year before the reference date
-        seasonal["forecast"] = seasonal_factors(stats, "year_ref", year_earlier["year_ref"],
+        seasonal["forecast"] = seasonal_factors(stats, "year_ref", seasonal_dates["year_ref"],
                                                 int(summary["known_year_ref"]), horizon, cfg, seed)
     model = PredictionModel(chosen, horizon, bg_ref["bgnbd"], bg_ref["gamma_gamma"],
                             (cfg.churn_high_below, cfg.churn_medium_below), trees, seasonal["forecast"])
@@ -357,10 +357,9 @@ def view_as_of(stats: DataFrame, tag: str, with_actuals: bool, bgnbd_only: bool 
     return stats.where(days > 0).select(column(id_col), *[c.alias(n) for n, c in columns.items()])
 
 
-def _check_history(summary, horizon: int, reference: datetime.date) -> int:
+def _check_history(summary, span: int, horizon: int) -> None:
     if not summary["customers"]:
         raise InputError("no purchases to predict from: every amount is zero or negative")
-    span = (reference - summary["first"]).days
     if 2 * horizon > span:
         raise InputError(
             f"--predict-days {horizon} is longer than half the history: the purchases span {span} days "
@@ -370,11 +369,21 @@ def _check_history(summary, horizon: int, reference: datetime.date) -> int:
         raise InputError(
             "no customer has bought on more than one day: predictions need repeat purchases to learn from"
         )
-    return span
+
+
+def _considered(cfg, model: str) -> bool:
+    """Whether predict.model lets the backtest score ``model``: "auto", or ``model`` forced."""
+    return cfg.model in ("auto", model)
+
+
+def seasonal_history(horizon: int) -> int:
+    """The days of history the seasonal factors' backtest needs: a fit two horizons long, a year
+    before the cutoff, and the H days from it."""
+    return YEAR_DAYS + 3 * horizon
 
 
 def _supervised_reason(span: int, horizon: int, summary, cfg) -> Optional[str]:
-    if cfg.model not in ("auto", "gbt"):
+    if not _considered(cfg, "gbt"):
         return f"predict.model is {cfg.model}"
     if span < 3 * horizon:
         return (f"the history ({span} days) is shorter than three horizons ({3 * horizon} days), "
@@ -386,9 +395,9 @@ def _supervised_reason(span: int, horizon: int, summary, cfg) -> Optional[str]:
 
 
 def _seasonal_reason(span: int, horizon: int, summary, cfg) -> Optional[str]:
-    if cfg.model not in ("auto", SEASONAL):
+    if not _considered(cfg, SEASONAL):
         return f"predict.model is {cfg.model}"
-    needed = YEAR_DAYS + 3 * horizon
+    needed = seasonal_history(horizon)
     if span < needed:
         return (f"the history ({span} days) is shorter than a year and three horizons ({needed} days), which "
                 "the seasonal factors' backtest needs (a fit two horizons long, a year before the cutoff)")
@@ -531,41 +540,40 @@ def seasonal_factors(stats: DataFrame, tag: str, as_of: datetime.date, customers
     }
 
 
-def window_dates(cutoff: datetime.date, horizon: int, first_purchase: Optional[datetime.date]) -> dict[str, datetime.date]:
-    """The starts of the windows of H days before the backtest's, a quarter of a year (or H days,
-    if longer) apart (``wI``), and the dates a year before each (``wI_year``): up to
-    SEASON_WINDOWS - 1, as many as a history from ``first_purchase`` allows a fit two horizons
-    long a year before each. ``customer_stats`` aggregates them in the main pass over the purchases."""
-    if first_purchase is None:
+def season_dates(reference: datetime.date, horizon: int, span: int) -> dict[str, datetime.date]:
+    """The dates the seasonal variant aggregates (``customer_stats``' ``bgnbd_dates``), none for a
+    history of ``span`` days shorter than ``seasonal_history``: a year before the cutoff and before
+    the reference date (``year_cut``, ``year_ref``: its backtest's and its forecast's factors), and
+    the starts of up to SEASON_WINDOWS - 1 windows of H days before the backtest's, a quarter of a
+    year (or H days, if longer) apart (``wI``), with the dates a year before each (``wI_year``), as
+    many as the history allows a fit two horizons long a year before each."""
+    needed = seasonal_history(horizon)
+    if span < needed:
         return {}
+    year = datetime.timedelta(days=YEAR_DAYS)
+    cutoff = reference - datetime.timedelta(days=horizon)
+    dates = {"year_cut": cutoff - year, "year_ref": reference - year}
     step = max(horizon, YEAR_DAYS // 4)
-    span = (cutoff - first_purchase).days + horizon
-    count = max(0, min(SEASON_WINDOWS - 1, (span - YEAR_DAYS - 3 * horizon) // step))
-    dates = {}
-    for i in range(count):
+    for i in range(min(SEASON_WINDOWS - 1, (span - needed) // step)):
         start = cutoff - datetime.timedelta(days=step * (i + 1))
-        dates[f"w{i}"], dates[f"w{i}_year"] = start, start - datetime.timedelta(days=YEAR_DAYS)
+        dates[f"w{i}"], dates[f"w{i}_year"] = start, start - year
     return dates
 
 
-def earlier_windows(stats: DataFrame, dates: dict[str, datetime.date], horizon: int, cfg,
+def earlier_windows(stats: DataFrame, summary, dates: dict[str, datetime.date], horizon: int, cfg,
                     seed: int) -> list[dict[str, Any]]:
-    """For each of the ``window_dates`` (aggregated in ``stats``) with customers enough to fit on:
-    the miss of total purchases and spend of bgnbd fitted on the history before it, and of
-    bgnbd_seasonal (times the factors of a year earlier). They let the choice judge the factors
-    across the year, not on one season of it. Two BG/NBD fits a window, only for histories this long."""
-    tags = list(dates)
-    if not tags:
-        return []
-    known = stats.agg(*[F.count(F.when(F.col(f"days_{t}") > 0, 1)).alias(t) for t in tags],
-                      *[F.count(F.when(F.col(f"days_{t}") > 1, 1)).alias(f"{t}_repeat") for t in tags]).first()
+    """For each window of the ``season_dates`` (aggregated in ``stats``, counted in ``summary``)
+    with customers enough to fit on: the miss of total purchases and spend of bgnbd fitted on the
+    history before it, and of bgnbd_seasonal (times the factors of a year earlier). They let the
+    choice judge the factors across the year, not on one season of it. Two BG/NBD fits a window,
+    only for histories this long."""
     windows = []
-    for i in range(len(tags) // 2):
-        pair = (f"w{i}", f"w{i}_year")
-        if any(known[t] < FIT_MINIMUM[0] or known[f"{t}_repeat"] < FIT_MINIMUM[1] for t in pair):
+    for pair in ((f"w{i}", f"w{i}_year") for i in range(SEASON_WINDOWS - 1) if f"w{i}" in dates):
+        if any(summary[f"known_{t}"] < FIT_MINIMUM[0] or summary[f"repeaters_{t}"] < FIT_MINIMUM[1] for t in pair):
             continue
-        now, year = (seasonal_factors(stats, t, dates[t], int(known[t]), horizon, cfg, seed) for t in pair)
-        windows.append({"from": dates[f"w{i}"].isoformat(), "bgnbd": _window_misses(now, None),
+        now, year = (seasonal_factors(stats, t, dates[t], int(summary[f"known_{t}"]), horizon, cfg, seed)
+                     for t in pair)
+        windows.append({"from": dates[pair[0]].isoformat(), "bgnbd": _window_misses(now, None),
                         SEASONAL: _window_misses(now, year)})
     return windows
 

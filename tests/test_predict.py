@@ -93,6 +93,8 @@ def test_backtest_scores_models_beside_baselines(predicted):
     assert rows[result.facts["model"]]["chosen"]
     assert result.facts["supervised"] == "used"
     assert result.facts["seasonal"]["status"].startswith("skipped: the history (540 days)")
+    # Too short for the seasonal variant: its pass aggregated no date a year earlier.
+    assert not [c for c in result.cache.columns if "year" in c or c.startswith("days_w")]
     for name in ("bgnbd", "gbt"):
         row = rows[name]
         assert row["auc"] > rows["past_rate"]["auc"]
@@ -172,6 +174,21 @@ def test_a_forced_model_backtests_only_itself(model, supervised, seasonal):
     assert _seasonal_reason(600, 90, summary, cfg) == (seasonal or (
         "the history (600 days) is shorter than a year and three horizons (635 days), which the seasonal "
         "factors' backtest needs (a fit two horizons long, a year before the cutoff)"))
+
+
+def test_the_seasonal_dates_are_as_many_as_the_history_allows():
+    from segmentation.predict import season_dates, seasonal_history
+
+    day = datetime.date
+    reference, needed = day(2026, 1, 1), seasonal_history(90)
+    assert needed == 635 and season_dates(reference, 90, needed - 1) == {}
+    assert season_dates(reference, 90, needed) == {"year_cut": day(2024, 10, 3), "year_ref": day(2025, 1, 1)}
+    # A window a quarter of a year (91 days) before the held-out H days for each 91 days beyond, up to 3.
+    assert set(season_dates(reference, 90, needed + 90)) == {"year_cut", "year_ref"}
+    one = season_dates(reference, 90, needed + 91)
+    assert (one["w0"], one["w0_year"]) == (day(2025, 7, 4), day(2024, 7, 4))
+    assert len(season_dates(reference, 90, needed + 3 * 91)) == 8 == len(season_dates(reference, 90, 5000))
+    assert season_dates(reference, 180, 5000)["w0"] == day(2025, 1, 6)  # H days apart when H is longer
 
 
 def _window(bgnbd, seasonal):
