@@ -338,7 +338,7 @@ def _segment(inputs: str, output: str, *extra: str) -> tuple[int, str]:
 def test_the_job_publishes_predictions_with_the_segments(spark, tmp_path):
     from segmentation.predict import PredictionModel
 
-    inputs = _transactions(tmp_path)
+    inputs = _transactions(tmp_path, days=730)  # two years: the seasonal variant is backtested too
     output = str(tmp_path / "out")
     code, err = _segment(inputs, output, "--predict-days", "90")  # with the report
     assert code == 0, err
@@ -355,12 +355,16 @@ def test_the_job_publishes_predictions_with_the_segments(spark, tmp_path):
     assert profiles["expected_active_customers"].to_numpy() == pytest.approx(by_segment["p_purchase"].to_numpy())
     assert profiles["expected_revenue"].to_numpy() == pytest.approx(by_segment["expected_spend"].to_numpy())
     evaluation = pd.read_parquet(f"{output}/predictions_eval")
-    assert sorted(evaluation["model"]) == ["bgnbd", "gbt", "past_rate", "recency"]
+    assert sorted(evaluation["model"]) == ["bgnbd", "bgnbd_seasonal", "gbt", "past_rate", "recency"]
     assert evaluation["chosen"].sum() == 1
     with open(f"{output}/manifest.json", encoding="utf-8") as handle:
         manifest = json.load(handle)
     assert manifest["schema_version"] == 8
     facts = manifest["predictions"]
+    # The span comes from the rfm stage's first purchase: it decides what the stage's pass aggregates.
+    dates = pd.to_datetime(pd.read_csv(os.path.join(inputs, "part.csv"))["date"])
+    assert facts["history_days"] == (dates.max() - dates.min()).days + 1
+    assert facts["seasonal"]["status"] != "skipped" and len(facts["seasonal"]["earlier_windows"]) == 1
     assert facts["model"] == evaluation.loc[evaluation["chosen"], "model"].item()
     assert facts["horizon_days"] == 90 and facts["customers"] == len(labels)
     assert {"predictions_eval", "prediction_model"} <= set(manifest["outputs"])
