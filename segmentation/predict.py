@@ -34,14 +34,18 @@ measures come from a bounded sample (``predict.eval_customers``), totals from ev
 
 Seasons: BG/NBD has none, so on a seasonal business its totals miss by the season. With at
 least a year and three horizons of history (and ``predict.model`` auto or bgnbd_seasonal), the
-backtest also scores ``bgnbd_seasonal``: bgnbd's expected purchases and spend times the factors
-actual / predicted that bgnbd, fitted on the history a year before the cutoff, earned over the
-same H days of the calendar. It is chosen over bgnbd only when it cuts the mean total miss by
-more than the total-error margin, over the held-out H days and up to three earlier windows of
+backtest also scores ``bgnbd_seasonal``: bgnbd, fitted on the history a year before the cutoff,
+earned factors actual / predicted of total purchases and spend over the same H days of the
+calendar. BG/NBD's customers drop out at a purchase, not with the days, so a season that scales
+the rate of purchase is the same process on a faster or slower clock: the purchases factor
+gives the days that clock runs over the H days (``equivalent_horizon``), and the variant is
+bgnbd over those days (its ``p_purchase`` and expected purchases; its spend per purchase times
+the spend factor over the purchases factor). It is chosen over bgnbd only when it cuts the mean
+total miss by more than the total-error margin, over the held-out H days and up to three earlier windows of
 H days a quarter of a year apart (``earlier_windows``: each with its own two fits, as far as
 the history allows), so on the seasons of the whole year rather than on one. Its forecast then
-uses the factors of the H days from a year before the reference date. ``p_purchase`` and the
-ranks stay bgnbd's. It assumes the season repeats from a year earlier: a season that moved,
+uses the factors of the H days from a year before the reference date. It assumes the season
+repeats from a year earlier, and moves every customer's rate alike: a season that moved,
 or a one-off event a year before the forecast's H days, goes unseen. Its dates join the stage's
 one pass over the purchases only for histories this long (``season_dates``).
 """
@@ -89,6 +93,10 @@ CHOICE_MARGINS = {"AUC": 0.01, "top-decile spend share": 0.01, "total error": 0.
 # A model fitted a horizon or a year back needs at least this many customers known then, and this
 # many of them with the behaviour it learns from (active after its cutoff, or repeat buyers).
 FIT_MINIMUM = (50, 10)
+# equivalent_horizon sums BG/NBD's expectations of at most this many customers of the fit sample,
+# and looks no further than this many horizons.
+EQUIVALENT_ROWS = 20_000
+EQUIVALENT_LIMIT = 64
 # The trees' training rows per cached partition (fit_trees).
 TREE_ROWS_PER_PARTITION = 50_000
 EVAL_SCHEMA = (
@@ -220,7 +228,7 @@ def predict_customers(spark: SparkSession, purchases: DataFrame, id_col: str, re
     if seasonal_skipped is None:
         seasonal["backtest"] = seasonal_factors(stats, "year_cut", seasonal_dates["year_cut"],
                                                 int(summary["known_year_cut"]), horizon, cfg, seed)
-        scored = with_seasonal(scored, seasonal["backtest"], "bgnbd_", f"{SEASONAL}_")
+        scored = with_seasonal(scored, bg_cut, seasonal["backtest"], horizon, f"{SEASONAL}_")
         models.append(SEASONAL)
         seasonal["earlier_windows"] = earlier_windows(stats, summary, seasonal_dates, horizon, cfg, seed)
     evaluation = evaluate(scored, models, cutoff, horizon, int(summary["known_cut"]), cfg.eval_customers, seed)
@@ -258,10 +266,10 @@ def apply_model(view: DataFrame, model: PredictionModel, id_col: str) -> DataFra
     fitted = {"bgnbd": model.bgnbd, "gamma_gamma": model.gamma_gamma}
     if model.model == "gbt":
         scored = with_trees(view, model.trees, model.gamma_gamma, "m_")
+    elif model.seasonal:
+        scored = with_seasonal(view, fitted, model.seasonal, model.horizon_days, "m_")
     else:
         scored = with_bgnbd(view, fitted, model.horizon_days, "m_")
-        if model.seasonal:
-            scored = with_seasonal(scored, model.seasonal, "m_", "m_")
     p = F.col("m_p")
     high, medium = model.churn
     risk = F.when(p < high, "high").when(p < medium, "medium").otherwise("low")
@@ -416,8 +424,16 @@ def _fit_sample(view: DataFrame, rows: int, bound: int, seed: int) -> DataFrame:
 
 def fit_bgnbd(rows: DataFrame) -> dict[str, dict[str, float]]:
     """BG/NBD's r, alpha, a, b and Gamma-Gamma's p, q, v, by maximum likelihood (scipy) on the driver."""
+    return _fit_statistics(*sufficient_statistics(rows))
+
+
+def sufficient_statistics(rows: DataFrame) -> tuple[np.ndarray, ...]:
+    """x, tx, age and m of ``rows`` (a bounded sample), on the driver."""
     stats = rows.select("x", "tx", "age", "m").toPandas()
-    x, tx, age, m = (stats[c].to_numpy(dtype=float) for c in ("x", "tx", "age", "m"))
+    return tuple(stats[c].to_numpy(dtype=float) for c in ("x", "tx", "age", "m"))
+
+
+def _fit_statistics(x: np.ndarray, tx: np.ndarray, age: np.ndarray, m: np.ndarray) -> dict[str, dict[str, float]]:
     return {"bgnbd": bgnbd_parameters(x, tx, age), "gamma_gamma": gamma_gamma_parameters(x, m)}
 
 
@@ -504,8 +520,9 @@ def gamma_gamma_mean(params: dict[str, float], x: Column, m: Column) -> Column:
     return F.when(x > 0, p * (v + x * m) / (p * x + q - 1)).otherwise(p * v / (q - 1))
 
 
-def with_bgnbd(view: DataFrame, fitted: dict[str, dict[str, float]], horizon: int, prefix: str) -> DataFrame:
-    """``view`` with PREFIXp, PREFIXn, PREFIXs (p_purchase, purchases, spend), on the executors."""
+def with_bgnbd(view: DataFrame, fitted: dict[str, dict[str, float]], horizon: float, prefix: str) -> DataFrame:
+    """``view`` with PREFIXp, PREFIXn, PREFIXs (p_purchase, purchases, spend) over ``horizon`` days,
+    on the executors."""
     params = fitted["bgnbd"]
     names = [f"{prefix}p", f"{prefix}n"]
 
@@ -527,17 +544,45 @@ def seasonal_factors(stats: DataFrame, tag: str, as_of: datetime.date, customers
     date to correct), missed over the H days from it: actual / predicted total purchases and spend,
     over the customers known then. The same H days of the calendar a year on should be missed alike."""
     view = view_as_of(stats, tag, with_actuals=True, bgnbd_only=True)
-    fitted = fit_bgnbd(_fit_sample(view, customers, cfg.fit_customers, seed))
+    x, tx, age, m = sufficient_statistics(_fit_sample(view, customers, cfg.fit_customers, seed))
+    fitted = _fit_statistics(x, tx, age, m)
     totals = with_bgnbd(view, fitted, horizon, "year_").agg(
         F.sum("year_n").alias("predicted_purchases"), F.sum("actual_purchases").alias("actual_purchases"),
         F.sum("year_s").alias("predicted_spend"), F.sum("actual_spend").alias("actual_spend"),
     ).first()
+    purchases = float(totals["actual_purchases"] / totals["predicted_purchases"])
     return {
         "as_of": as_of.isoformat(),
         "forecast_from": (as_of + datetime.timedelta(days=YEAR_DAYS)).isoformat(),
-        "purchases": float(totals["actual_purchases"] / totals["predicted_purchases"]),
+        "purchases": purchases,
         "spend": float(totals["actual_spend"] / totals["predicted_spend"]),
+        "days": equivalent_horizon(fitted["bgnbd"], x, tx, age, horizon, purchases),
     }
+
+
+def equivalent_horizon(params: dict[str, float], x: np.ndarray, tx: np.ndarray, age: np.ndarray, horizon: int,
+                       factor: float) -> float:
+    """The days in which BG/NBD expects the customers (x, tx, age) to make ``factor`` times the
+    purchases it expects of them in ``horizon`` days. BG/NBD's customers drop out at a purchase,
+    not with the days, so a season that scales everyone's rate of purchase by g(t) is the same
+    process on a clock that runs g(t) days a day: over the H days, the clock runs this many. At
+    most EQUIVALENT_ROWS customers of the sample are summed (the target is a ratio)."""
+    from scipy.optimize import brentq
+
+    x, tx, age = (values[:EQUIVALENT_ROWS] for values in (x, tx, age))
+
+    def expected(days: float) -> float:
+        return float(bgnbd_expectations(params, x, tx, age, days)[2].sum())
+
+    target = factor * expected(horizon)
+    if not target > 0:
+        return 0.0
+    high = horizon * max(2.0, 2.0 * factor)
+    while expected(high) < target and high < EQUIVALENT_LIMIT * horizon:
+        high *= 2
+    if expected(high) < target:  # more than the customers would make in any time: the longest clock
+        return float(high)
+    return round(float(brentq(lambda days: expected(days) - target, 0.0, high, xtol=0.01)), 2)
 
 
 def season_dates(reference: datetime.date, horizon: int, span: int) -> dict[str, datetime.date]:
@@ -584,13 +629,20 @@ def _window_misses(now: dict[str, Any], year: Optional[dict[str, Any]]) -> dict[
             for key in ("purchases", "spend")}
 
 
-def with_seasonal(view: DataFrame, factors: dict[str, Any], source: str, prefix: str) -> DataFrame:
-    """``view`` with PREFIXp, PREFIXn, PREFIXs: SOURCE's, its purchases and spend times ``factors``."""
-    return view.withColumns({
-        f"{prefix}p": F.col(f"{source}p"),
-        f"{prefix}n": F.col(f"{source}n") * F.lit(factors["purchases"]),
-        f"{prefix}s": F.col(f"{source}s") * F.lit(factors["spend"]),
-    })
+def with_seasonal(view: DataFrame, fitted: dict[str, dict[str, float]], factors: dict[str, Any], horizon: int,
+                  prefix: str) -> DataFrame:
+    """``view`` with PREFIXp, PREFIXn, PREFIXs of bgnbd_seasonal: bgnbd's probability and purchases
+    over the H days' ``equivalent_horizon`` (``factors["days"]``), and its spend per purchase times
+    the season's (the spend factor over the purchases factor). Factors saved without days (before
+    schema_version 9): bgnbd's probability over H days, its purchases and spend times the factors."""
+    days = factors.get("days")
+    if days is None:
+        scored = with_bgnbd(view, fitted, horizon, prefix)
+        return scored.withColumns({f"{prefix}n": F.col(f"{prefix}n") * F.lit(factors["purchases"]),
+                                   f"{prefix}s": F.col(f"{prefix}s") * F.lit(factors["spend"])})
+    per_purchase = factors["spend"] / factors["purchases"] if factors["purchases"] else 1.0
+    scored = with_bgnbd(view, fitted, days, prefix)
+    return scored.withColumn(f"{prefix}s", F.col(f"{prefix}s") * F.lit(per_purchase))
 
 
 def with_baselines(view: DataFrame, horizon: int) -> DataFrame:

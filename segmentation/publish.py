@@ -49,7 +49,7 @@ def new_run_id() -> str:
 
 
 # The version of the output contract (the README's table); every manifest carries it.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 MANIFEST = "manifest.json"
 SUCCESS = "_SUCCESS"
 # The outputs that are tables (Parquet folders; with output.format delta, Delta tables).

@@ -146,7 +146,7 @@ def check_outcome(code: int, stderr: str, output: str, before: str) -> str:
         return before
     assert code == 0, stderr[-3000:]
     manifest = json.load(open(os.path.join(output, "manifest.json")))
-    assert manifest["schema_version"] == 8
+    assert manifest["schema_version"] == 9
     assert os.path.exists(os.path.join(output, "_SUCCESS"))
     labels = pd.read_parquet(os.path.join(output, "labels"))
     assert len(labels) == manifest["labelled_rows"] == manifest["input_rows"] - sum(manifest["dropped_rows"].values())

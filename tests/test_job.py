@@ -50,7 +50,7 @@ def test_the_output_contract(spark, customers_path, run):
     assert selection["clear_structure"] is True and selection["summary"].startswith("K = 5: ")
     assert [c["k"] for c in selection["candidates"] if c["elbow_confirms"]][-1] == 5
     assert sorted(selection["signals"]) == [str(k) for k in sorted(range(2, 9), key=str)]
-    assert on_disk["schema_version"] == 8
+    assert on_disk["schema_version"] == 9
     assert on_disk["elbow_engine"] == "tasks"  # auto, for kmeans on a sample a task can hold
     assert set(on_disk["timings"]) >= {"read", "clean", "features", "sweep", "label", "profile", "publish"}
     # Fitted on all 6000 rows: the labels' distances give back the model's own training cost.

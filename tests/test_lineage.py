@@ -139,7 +139,7 @@ def test_weekly_runs_keep_their_segments(spark, tmp_path):
     for pair in fourth["lineage"]["pairs"]:
         assert names[pair["segment"]] == pair["segment_name"]
     on_disk = json.load(open(os.path.join(output, "manifest.json")))
-    assert on_disk["lineage"] == json.loads(json.dumps(fourth["lineage"])) and on_disk["schema_version"] == 8
+    assert on_disk["lineage"] == json.loads(json.dumps(fourth["lineage"])) and on_disk["schema_version"] == 9
 
 
 def test_previous_none_starts_a_new_lineage_and_a_named_previous_run_is_read(spark, tmp_path):
