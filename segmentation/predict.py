@@ -41,8 +41,8 @@ the rate of purchase is the same process on a faster or slower clock: the purcha
 gives the days that clock runs over the H days (``equivalent_horizon``), and the variant is
 bgnbd over those days (its ``p_purchase`` and expected purchases; its spend per purchase times
 the spend factor over the purchases factor). It is chosen over bgnbd only when it cuts the mean
-total miss by more than the total-error margin, over the held-out H days and up to three earlier windows of
-H days a quarter of a year apart (``earlier_windows``: each with its own two fits, as far as
+total miss by more than the total-error margin, over the held-out H days and up to three
+earlier windows of H days a quarter of a year apart (``earlier_windows``: each with its own two fits, as far as
 the history allows), so on the seasons of the whole year rather than on one. Its forecast then
 uses the factors of the H days from a year before the reference date. It assumes the season
 repeats from a year earlier, and moves every customer's rate alike: a season that moved,
@@ -539,10 +539,11 @@ def with_bgnbd(view: DataFrame, fitted: dict[str, dict[str, float]], horizon: fl
 
 
 def seasonal_factors(stats: DataFrame, tag: str, as_of: datetime.date, customers: int, horizon: int, cfg,
-                     seed: int) -> dict[str, Any]:
+                     seed: int, clock: bool = True) -> dict[str, Any]:
     """What BG/NBD with Gamma-Gamma, fitted on the history before ``tag``'s date (a year before the
     date to correct), missed over the H days from it: actual / predicted total purchases and spend,
-    over the customers known then. The same H days of the calendar a year on should be missed alike."""
+    over the customers known then. The same H days of the calendar a year on should be missed alike.
+    With ``clock``, also their ``equivalent_horizon`` (``days``), which scoring needs."""
     view = view_as_of(stats, tag, with_actuals=True, bgnbd_only=True)
     x, tx, age, m = sufficient_statistics(_fit_sample(view, customers, cfg.fit_customers, seed))
     fitted = _fit_statistics(x, tx, age, m)
@@ -556,7 +557,7 @@ def seasonal_factors(stats: DataFrame, tag: str, as_of: datetime.date, customers
         "forecast_from": (as_of + datetime.timedelta(days=YEAR_DAYS)).isoformat(),
         "purchases": purchases,
         "spend": float(totals["actual_spend"] / totals["predicted_spend"]),
-        "days": equivalent_horizon(fitted["bgnbd"], x, tx, age, horizon, purchases),
+        **({"days": equivalent_horizon(fitted["bgnbd"], x, tx, age, horizon, purchases)} if clock else {}),
     }
 
 
@@ -616,8 +617,8 @@ def earlier_windows(stats: DataFrame, summary, dates: dict[str, datetime.date], 
     for pair in ((f"w{i}", f"w{i}_year") for i in range(SEASON_WINDOWS - 1) if f"w{i}" in dates):
         if any(summary[f"known_{t}"] < FIT_MINIMUM[0] or summary[f"repeaters_{t}"] < FIT_MINIMUM[1] for t in pair):
             continue
-        now, year = (seasonal_factors(stats, t, dates[t], int(summary[f"known_{t}"]), horizon, cfg, seed)
-                     for t in pair)
+        now, year = (seasonal_factors(stats, t, dates[t], int(summary[f"known_{t}"]), horizon, cfg, seed, clock=False)
+                     for t in pair)  # judged by the factors' totals: no clock to solve
         windows.append({"from": dates[pair[0]].isoformat(), "bgnbd": _window_misses(now, None),
                         SEASONAL: _window_misses(now, year)})
     return windows
