@@ -34,7 +34,7 @@ from segmentation.migrations import track_migrations
 from segmentation.naming import name_segments
 from segmentation.parse import LOG1P, is_categorical, parse_steps
 from segmentation.predict import EVAL_SCHEMA, predict_customers
-from segmentation.profile import profile_segments
+from segmentation.profile import profile_schema, profile_segments
 from segmentation.publish import SCHEMA_VERSION, TABLES, new_run_id, open_publisher, utc_now, write_small_table
 from segmentation.read import read_input, select_features, unreadable_file
 from segmentation.rfm import carried_columns, customer_rfm, purchases
@@ -151,10 +151,9 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
 
         with stage("profile"):
             published = spark.read.parquet(publisher.path("labels"))
-            profiles = profile_segments(spark, published, scaling, segments, clean_rows).cache()
-            per_segment = [row.asDict() for row in profiles.collect()]  # K rows
-            profiles.write.parquet(publisher.path("profiles"))
-            profiles.unpersist()
+            per_segment = profile_segments(spark, published, scaling, segments, clean_rows)  # K rows
+            writes.submit("profiles", write_small_table, spark, per_segment,
+                          profile_schema(scaling, predictions is not None), publisher.path("profiles"))
             labelled_rows = sum(int(row["customers"]) for row in per_segment)
             if labelled_rows != clean_rows:  # an integrity check, not an input problem
                 raise RuntimeError(f"labelled {labelled_rows} rows but {clean_rows} were clean")
@@ -169,8 +168,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         with stage("migrations"):
             migrations = track_migrations(spark, published, id_col, segments, continued, publisher.path("migrations"))
 
-        with stage("publish"):  # what is left of the background writes
-            writes.wait()
+        with stage("publish"):  # the tables' background writes, which the report reads
+            writes.wait(TABLES)
 
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -225,6 +224,8 @@ def run_segmentation(spark: SparkSession, config: JobConfig) -> dict[str, Any]:
         elif config.report.enabled:
             log.warning("report skipped: the output %s is not on a local file system", config.output.path)
 
+        with stage("publish"):  # what is left of the background writes: the models
+            writes.wait()
         manifest["finished_at"] = utc_now()
         publisher.commit(manifest)
     except BaseException:
@@ -269,7 +270,7 @@ def _stage_timer(timings: dict[str, float]):
         log.info("stage %s ...", name)
         started = time.monotonic()
         yield
-        timings[name] = round(time.monotonic() - started, 3)
+        timings[name] = round(timings.get(name, 0.0) + time.monotonic() - started, 3)  # a stage met twice adds up
         log.info("stage %s done in %.1f s", name, timings[name])
 
     return stage

@@ -34,7 +34,7 @@ from segmentation.sql import local_table
 
 
 def write_small_table(spark: SparkSession, rows: list, schema: StructType | str, path: str) -> None:
-    """A table of a few rows (the elbow, the migrations, the backtest) as one Parquet file."""
+    """A table of a few rows (the elbow, the profiles, the migrations, the backtest) as one Parquet file."""
     local_table(spark, rows, schema).coalesce(1).write.parquet(path)
 
 

@@ -134,8 +134,8 @@ def test_profiles_aggregate_each_segment(spark, tiny, fitted):
     model = segment_model(feature_model, points[1].model, segments, scaling)
     labels = tiny.transform(label_customers(model, "customer_id", FEATURES))
     profiles = profile_segments(spark, labels, scaling, segments, total=9)
-    assert profiles.columns == profile_columns(scaling)
-    rows = {r["segment"]: r for r in profiles.collect()}
+    assert [list(r) for r in profiles] == [profile_columns(scaling)] * 3
+    rows = {r["segment"]: r for r in profiles}
     assert [rows[s]["customers"] for s in range(3)] == [4, 3, 2]
     assert rows[0]["share"] == pytest.approx(4 / 9)
     assert rows[0]["income_mean"] == pytest.approx(100.0)
@@ -144,7 +144,47 @@ def test_profiles_aggregate_each_segment(spark, tiny, fitted):
     assert rows[1]["income_centroid"] == pytest.approx(50.0)
     assert rows[1]["income_centroid_z"] == pytest.approx(scaling.to_z([50.0, 50.0])[0])
     assert rows[2]["segment_name"] == "Low-Engagement"
-    assert not any(math.isnan(v) for v in rows[0].asDict().values() if isinstance(v, float))
+    assert not any(math.isnan(v) for v in rows[0].values() if isinstance(v, float))
+
+
+
+@pytest.mark.parametrize("predicted", [False, True])
+def test_a_segment_no_customer_fell_into_keeps_its_row_and_the_written_schema(spark, tiny, fitted, tmp_path,
+                                                                             predicted):
+    """The profile's rows written as a small table: every segment of the model, also one with no
+    customers (zero customers, share, WSSSE and expected totals, no statistics, its centroid),
+    with ``profile_schema``'s types and nullability."""
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    from segmentation.profile import profile_schema
+    from segmentation.publish import write_small_table
+
+    feature_model, scaling, points = fitted
+    segments = segments_by_size(points[1].centers, points[1].sizes, scaling, lambda z: name_segments(FEATURES, z))
+    model = segment_model(feature_model, points[1].model, segments, scaling)
+    labels = tiny.transform(label_customers(model, "customer_id", FEATURES)).where(F.col("segment") != 2)
+    if predicted:
+        labels = labels.withColumns({"p_purchase": F.lit(0.25), "expected_spend": F.lit(10.0)})
+    rows = profile_segments(spark, labels, scaling, segments, total=7)
+    write_small_table(spark, rows, profile_schema(scaling, predicted), str(tmp_path / "profiles"))
+    written = spark.read.parquet(str(tmp_path / "profiles"))  # Spark reads every column as nullable
+    stored = pq.read_schema(next((tmp_path / "profiles").glob("*.parquet")))
+    schema = profile_schema(scaling, predicted)
+    assert [(f.name, f.nullable) for f in stored] == [(f.name, f.nullable) for f in schema.fields]
+    assert [f.dataType for f in written.schema.fields] == [f.dataType for f in schema.fields]
+    assert written.columns == profile_columns(scaling, predicted)
+    got = [r.asDict() for r in written.collect()]
+    assert got == rows and [r["segment"] for r in got] == [0, 1, 2]
+    empty = got[2]
+    assert (empty["customers"], empty["share"], empty["wssse"]) == (0, 0.0, 0.0)
+    assert all(empty[f"{f}_{stat}"] is None for f in FEATURES for stat in ("mean", "min", "max", "median"))
+    assert empty["income_centroid"] == pytest.approx(segments[2].centroid[0])
+    assert got[0]["share"] == pytest.approx(4 / 7)
+    if predicted:
+        assert (empty["expected_active_customers"], empty["expected_revenue"]) == (0.0, 0.0)
+        assert got[0]["expected_active_customers"] == pytest.approx(1.0)
+        assert got[0]["expected_revenue"] == pytest.approx(40.0)
 
 
 def _curve(values):
@@ -194,7 +234,7 @@ def test_profile_medians_hold_their_rank_beyond_the_sketch_size(spark, fitted):
         F.exp(F.randn(7) * 2).alias("income"),
         (F.rand(8) * 100).alias("spending"),
     ).cache()
-    profiles = {r["segment"]: r for r in profile_segments(spark, labels, scaling, segments, 300_000).collect()}
+    profiles = {r["segment"]: r for r in profile_segments(spark, labels, scaling, segments, 300_000)}
     for segment in range(3):
         rows = labels.where(F.col("segment") == segment)
         for feature in FEATURES:
